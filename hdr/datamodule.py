@@ -1,0 +1,68 @@
+"""LightningDataModule for MNIST: a seeded validation split carved from the 60k training set."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from hdr import mnist
+from hdr.augment import Augmentation
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST as float tensors in [0, 1]; training batches are augmented after transfer.
+
+    Args:
+        data_root: folder holding ``MNIST/raw`` (torchvision layout).
+        download: fetch MNIST into ``data_root`` when it is missing.
+        val_size: images held out of the 60k training set for validation.
+        train_subset: use only this many training images (for quick runs); 0 means all.
+        batch_size: images per batch.
+        split_seed: seed of the train/validation split (kept apart from the run seed).
+        augmentation: random distortions applied to training batches; ``None`` disables them.
+    """
+
+    def __init__(
+        self,
+        data_root: str = "../shared/data",
+        download: bool = True,
+        val_size: int = 5000,
+        train_subset: int = 0,
+        batch_size: int = 128,
+        split_seed: int = 0,
+        augmentation: Augmentation | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["augmentation"])
+        self.augmentation = augmentation
+
+    def prepare_data(self) -> None:
+        if not mnist.is_present(self.hparams.data_root) and self.hparams.download:
+            mnist.download(self.hparams.data_root)
+
+    def setup(self, stage: str) -> None:
+        images, labels = mnist.load(self.hparams.data_root, train=True)
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.hparams.split_seed))
+        val_index, train_index = order[: self.hparams.val_size], order[self.hparams.val_size :]
+        if self.hparams.train_subset:
+            train_index = train_index[: self.hparams.train_subset]
+        self.train_set = TensorDataset(images[train_index], labels[train_index])
+        self.val_set = TensorDataset(images[val_index], labels[val_index])
+        self.test_set = TensorDataset(*mnist.load(self.hparams.data_root, train=False))
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=1000)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_set, batch_size=1000)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """uint8 → float in [0, 1] with a channel axis; augment whole training batches at once."""
+        images, labels = batch
+        images = images.unsqueeze(1).float().div_(255)
+        if self.trainer is not None and self.trainer.training and self.augmentation is not None:
+            images = self.augmentation(images)
+        return images.contiguous(memory_format=torch.channels_last), labels

@@ -1,0 +1,129 @@
+"""Export the best checkpoint as a Hugging Face model folder with a measured model card."""
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
+
+from hdr.calibration import expected_calibration_error, fit_temperature  # noqa: E402
+from hdr.lit_module import DigitClassifier  # noqa: E402
+from hdr.model import DigitNet  # noqa: E402
+
+UNSURE_RATE_ON_VALIDATION = 0.005
+
+
+@torch.no_grad()
+def collect_logits(net: torch.nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of every batch of a loader of (uint8 images, labels)."""
+    net.eval()
+    logits, labels = [], []
+    for images, batch_labels in loader:
+        logits.append(net(images.unsqueeze(1).float() / 255).float())
+        labels.append(batch_labels)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def confusion_matrix_figure(probabilities: torch.Tensor, labels: torch.Tensor, path: Path) -> torch.Tensor:
+    """Save the confusion-matrix picture; return the matrix."""
+    metric = MulticlassConfusionMatrix(num_classes=10)
+    metric.update(probabilities, labels)
+    figure, axis = metric.plot(add_text=True, labels=list(range(10)))
+    figure.set_size_inches(7, 7)
+    axis.set_title("MNIST test: true (rows) vs predicted (columns)")
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return metric.compute()
+
+
+def learning_curves_figure(metrics_csv: Path, path: Path) -> None:
+    """Plot per-epoch training/validation loss and validation accuracy from a CSVLogger file."""
+    epochs: dict[int, dict[str, float]] = {}
+    with open(metrics_csv) as handle:
+        for row in csv.DictReader(handle):
+            values = epochs.setdefault(int(row["epoch"]), {})
+            values.update({key: float(value) for key, value in row.items() if value and key not in ("epoch", "step")})
+    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, axis in (("train/loss", loss_axis), ("val/loss", loss_axis), ("train/acc", acc_axis), ("val/acc", acc_axis)):
+        points = [(epoch, values[key]) for epoch, values in sorted(epochs.items()) if key in values]
+        if points:
+            axis.plot(*zip(*points), marker="o", label=key)
+    loss_axis.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+    acc_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for axis in (loss_axis, acc_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def export_model(checkpoint: str, datamodule, output_dir: str, command: str, training_seconds: float,
+                 log_dir: str) -> dict:
+    """Calibrate, measure and save the best checkpoint to ``output_dir``; return the metrics."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    module = DigitClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
+    trained = module.net.float().eval()
+
+    val_logits, val_labels = collect_logits(trained, datamodule.val_dataloader())
+    temperature = fit_temperature(val_logits, val_labels)
+    val_confidence = torch.softmax(val_logits / temperature, -1).max(-1).values
+    min_confidence = float(val_confidence.quantile(UNSURE_RATE_ON_VALIDATION))
+
+    net = DigitNet(widths=module.hparams.widths, dropout=module.hparams.dropout,
+                   temperature=round(temperature, 4), min_confidence=round(min_confidence, 4))
+    net.load_state_dict(trained.state_dict())
+    net.eval()
+
+    test_logits, test_labels = collect_logits(net, datamodule.test_dataloader())
+    test_probabilities = torch.softmax(test_logits / temperature, -1)
+    predictions = test_probabilities.argmax(-1)
+    matrix = confusion_matrix_figure(test_probabilities, test_labels, output / "confusion_matrix.png")
+    per_class = (matrix.diag() / matrix.sum(1)).tolist()
+    metrics = {
+        "mnist_test_accuracy": round(float((predictions == test_labels).float().mean()), 5),
+        "mnist_test_errors": int((predictions != test_labels).sum()),
+        "mnist_test_ece_uncalibrated": round(expected_calibration_error(torch.softmax(test_logits, -1), test_labels), 5),
+        "mnist_test_ece_calibrated": round(expected_calibration_error(test_probabilities, test_labels), 5),
+        "mnist_val_accuracy": round(float((val_logits.argmax(-1) == val_labels).float().mean()), 5),
+        "mnist_test_per_class_accuracy": {str(digit): round(value, 4) for digit, value in enumerate(per_class)},
+        "temperature": round(temperature, 4),
+        "min_confidence": round(min_confidence, 4),
+        "training_seconds": round(training_seconds, 1),
+    }
+    learning_curves_figure(Path(log_dir) / "metrics.csv", output / "learning_curves.png")
+    config_file = Path(log_dir) / "config.yaml"
+    if config_file.exists():
+        shutil.copy(config_file, output / "train_config.yaml")
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (output / "README.md").unlink(missing_ok=True)
+    net.save_pretrained(output, model_card_kwargs=model_card_values(net, metrics, command, datamodule, output))
+    return metrics
+
+
+def model_card_values(net: DigitNet, metrics: dict, command: str, datamodule, output: Path) -> dict:
+    """Values filled into ``hdr/model_card.md``."""
+    config_file = output / "train_config.yaml"
+    minutes, seconds = divmod(int(metrics["training_seconds"]), 60)
+    table = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
+    table["mnist_test_per_class_accuracy"] = ", ".join(
+        f"{digit}: {value:.2%}" for digit, value in metrics["mnist_test_per_class_accuracy"].items())
+    return {
+        "parameters": f"{sum(p.numel() for p in net.parameters()):,}",
+        "metrics": table,
+        "val_size": datamodule.hparams.val_size,
+        "temperature": metrics["temperature"],
+        "min_confidence": metrics["min_confidence"],
+        "training_time": f"{minutes} min {seconds} s",
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads",
+        "command": command,
+        "config": config_file.read_text().strip() if config_file.exists() else "",
+    }

@@ -1,0 +1,67 @@
+"""LightningModule: trains a DigitNet; metrics via torchmetrics."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from hdr.model import DigitNet
+
+
+class DigitClassifier(L.LightningModule):
+    """Cross-entropy training of :class:`DigitNet` with AdamW and a one-cycle learning rate.
+
+    Args:
+        widths: channels of the convolution blocks.
+        dropout: dropout before the final linear layer.
+        lr: peak learning rate of the one-cycle schedule.
+        weight_decay: AdamW weight decay.
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    def __init__(
+        self,
+        widths: list[int] = [32, 64, 128],
+        dropout: float = 0.3,
+        lr: float = 3e-3,
+        weight_decay: float = 5e-4,
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = DigitNet(widths=widths, dropout=dropout).to(memory_format=torch.channels_last)
+        self.train_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+        self.val_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+        self.test_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        self.train_accuracy(logits, labels)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_accuracy, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        self.val_accuracy(logits, labels)
+        self.log("val/loss", F.cross_entropy(logits.float(), labels), prog_bar=True)
+        self.log("val/acc", self.val_accuracy, prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        images, labels = batch
+        self.test_accuracy(self(images), labels)
+        self.log("test/acc", self.test_accuracy)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,50 @@
+"""Train the digit classifier from a YAML config, test it, and export it in the Hugging Face format.
+
+    python train.py --config configs/mnist.yaml
+    python train.py --config configs/mnist.yaml --ckpt_path checkpoints/runs/mnist/version_0/checkpoints/last.ckpt
+
+Any config value can be overridden on the command line (``--trainer.max_epochs 5``,
+``--data.data_root ~/data``); ``python train.py --help`` lists them all.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+
+import torch
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from hdr.datamodule import MNISTDataModule
+from hdr.export import export_model
+from hdr.lit_module import DigitClassifier
+
+
+class TrainCLI(LightningCLI):
+    """LightningCLI plus the options of a whole run: threads, resume, export."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+        parser.add_argument("--ckpt_path", type=str | None, default=None, help="checkpoint to resume from")
+        parser.add_argument("--export_dir", type=str, default="checkpoints/runs/model", help="where the best model is exported")
+
+    def before_instantiate_classes(self) -> None:
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+
+
+def main() -> None:
+    cli = TrainCLI(DigitClassifier, MNISTDataModule, run=False, save_config_kwargs={"overwrite": True})
+    trainer, module, data = cli.trainer, cli.model, cli.datamodule
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=cli.config.ckpt_path)
+    training_seconds = time.perf_counter() - started
+    best = trainer.checkpoint_callback.best_model_path
+    trainer.test(module, datamodule=data, ckpt_path=best)
+    command = "python " + shlex.join(sys.argv)
+    export_model(best, data, cli.config.export_dir, command=command, training_seconds=training_seconds,
+                 log_dir=trainer.logger.log_dir)
+
+
+if __name__ == "__main__":
+    main()
