@@ -1,0 +1,302 @@
+"""The model hub workflow with the real huggingface_hub client against a loopback Hub-compatible server.
+
+Push, pull by branch/tag/commit, outages (hub down, hub hanging), damaged or mismatched files,
+pickle-only repos, and the app serving a pulled model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hdr.hub import SHIPPED_MODEL, ModelLoadError, load_folder, load_model, push_model
+from hdr.model import DigitNet
+from tests.conftest import REPO
+from tests.hub_server import HubServer
+
+TOKEN = "hf_test_secret_token_123"
+REPO_ID = "tester/digits"
+needs_shipped_model = pytest.mark.skipif(not (SHIPPED_MODEL / "model.safetensors").is_file(),
+                                         reason="the shipped model (checkpoints/hdr-mnist) is not trained yet")
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """A running test hub; HF_ENDPOINT, HF_TOKEN and HF_HOME point at it and at tmp_path."""
+    server = HubServer()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    yield server
+    server.stop()
+
+
+def model_folder(path: Path, seed: int, widths=(8, 16), metrics: dict | None = None) -> Path:
+    """Save a small randomly initialised model (different seeds predict differently) with a model card."""
+    torch.manual_seed(seed)
+    net = DigitNet(widths=list(widths), temperature=1.5, min_confidence=0.4)
+    metrics = metrics or {"mnist_test_accuracy": 0.1 + seed / 100}
+    net.save_pretrained(path, model_card_kwargs={"metrics": {k: v for k, v in metrics.items() if "realistic" not in k}})
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    return path
+
+
+def probabilities(net: DigitNet) -> torch.Tensor:
+    images = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return net.calibrated_probabilities(images)
+
+
+def fresh_cache(tmp_path: Path, name: str = "cache") -> Path:
+    return tmp_path / name
+
+
+def test_push_then_pull_into_a_fresh_cache_gives_identical_predictions(hub, tmp_path, caplog):
+    folder = model_folder(tmp_path / "model", seed=1,
+                          metrics={"mnist_test_accuracy": 0.11, "realistic_accuracy": 0.87})
+    commit = push_model(folder, REPO_ID, tag="v1")
+
+    net, source = load_model(REPO_ID, cache_dir=fresh_cache(tmp_path))
+
+    assert torch.equal(probabilities(net), probabilities(load_folder(folder)))
+    assert (source.kind, source.repo_id, source.revision, source.commit, source.note) == ("hub", REPO_ID, "main", commit, "")
+    assert source.describe() == f"hub: {REPO_ID} @ main (commit {commit[:7]})"
+    assert net.temperature == 1.5 and not net.training
+    card = hub.repos[REPO_ID].commits[commit]["README.md"].decode()
+    assert "| realistic_accuracy | 0.87 |" in card and "| mnist_test_accuracy | 0.11 |" in card
+    assert f"Bearer {TOKEN}" in hub.authorization  # the token from HF_TOKEN was used ...
+    assert TOKEN not in caplog.text and TOKEN not in json.dumps(source.to_dict())  # ... and never shown
+
+
+def test_pull_by_tag_branch_and_commit_gets_the_right_model(hub, tmp_path):
+    first = push_model(model_folder(tmp_path / "a", seed=1), REPO_ID, tag="v1")
+    experiment = push_model(model_folder(tmp_path / "b", seed=2), REPO_ID, revision="experiment", tag="v2")
+    latest = push_model(model_folder(tmp_path / "c", seed=3), REPO_ID)
+    expected = {name: probabilities(load_folder(tmp_path / name)) for name in "abc"}
+    cache = fresh_cache(tmp_path)
+
+    for revision, folder, commit in [("v1", "a", first), ("experiment", "b", experiment), ("v2", "b", experiment),
+                                     (None, "c", latest), ("main", "c", latest), (first, "a", first)]:
+        net, source = load_model(REPO_ID, revision, cache_dir=cache)
+        assert torch.equal(probabilities(net), expected[folder]), revision
+        assert source.commit == commit and source.revision == (revision or "main")
+    assert len({first, experiment, latest}) == 3
+
+
+def test_a_newer_push_to_a_pulled_branch_is_picked_up(hub, tmp_path):
+    cache = fresh_cache(tmp_path)
+    push_model(model_folder(tmp_path / "a", seed=1), REPO_ID)
+    assert load_model(REPO_ID, cache_dir=cache)[1].commit is not None
+    newer = push_model(model_folder(tmp_path / "b", seed=2), REPO_ID)
+
+    net, source = load_model(REPO_ID, cache_dir=cache)
+
+    assert source.commit == newer and torch.equal(probabilities(net), probabilities(load_folder(tmp_path / "b")))
+
+
+@needs_shipped_model
+def test_hub_down_with_a_fresh_cache_serves_the_shipped_model_within_seconds(hub, tmp_path):
+    push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
+    hub.stop()
+
+    started = time.perf_counter()
+    net, source = load_model(REPO_ID, "v1", cache_dir=fresh_cache(tmp_path))
+    seconds = time.perf_counter() - started
+
+    assert seconds < 3
+    assert source.kind == "shipped" and source.path == str(SHIPPED_MODEL)
+    assert "hub unreachable" in source.note and f"{REPO_ID} @ v1" in source.note and "shipped" in source.note
+    assert source.describe().startswith("shipped model (checkpoints/hdr-mnist) — hub unreachable")
+    assert torch.equal(probabilities(net), probabilities(load_folder(SHIPPED_MODEL)))
+
+
+def test_hub_down_with_a_warm_cache_serves_the_cached_copy(hub, tmp_path):
+    cache = fresh_cache(tmp_path)
+    tagged = push_model(model_folder(tmp_path / "a", seed=1), REPO_ID, tag="v1")
+    push_model(model_folder(tmp_path / "b", seed=2), REPO_ID)
+    load_model(REPO_ID, "v1", cache_dir=cache)
+    hub.stop()
+
+    started = time.perf_counter()
+    net, source = load_model(REPO_ID, "v1", cache_dir=cache)
+
+    assert time.perf_counter() - started < 3
+    assert source.kind == "hub" and source.commit == tagged and "cached copy" in source.note
+    assert torch.equal(probabilities(net), probabilities(load_folder(tmp_path / "a")))
+
+
+@needs_shipped_model
+def test_hanging_hub_falls_back_within_the_timeout(hub, tmp_path):
+    commit = push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
+    warm = fresh_cache(tmp_path, "warm")
+    load_model(REPO_ID, cache_dir=warm)
+    hub.mode = "hanging"
+
+    started = time.perf_counter()
+    _, cold_source = load_model(REPO_ID, cache_dir=fresh_cache(tmp_path, "cold"), timeout=1.5)
+    cold_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    _, warm_source = load_model(REPO_ID, cache_dir=warm, timeout=1.5)
+    warm_seconds = time.perf_counter() - started
+
+    assert cold_seconds < 3 and warm_seconds < 3
+    assert cold_source.kind == "shipped" and "no answer within 1.5 s" in cold_source.note
+    assert warm_source.kind == "hub" and warm_source.commit == commit and "cached copy" in warm_source.note
+
+
+def test_a_pinned_commit_in_the_cache_is_served_without_the_hub(hub, tmp_path):
+    cache = fresh_cache(tmp_path)
+    commit = push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
+    load_model(REPO_ID, commit, cache_dir=cache)
+    hub.mode = "hanging"
+
+    started = time.perf_counter()
+    _, source = load_model(REPO_ID, commit, cache_dir=cache)
+
+    assert time.perf_counter() - started < 1
+    assert source.kind == "hub" and source.commit == commit and source.note == ""
+
+
+def test_corrupted_weights_on_the_hub_give_a_clear_error_naming_the_file(hub, tmp_path):
+    push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
+    hub.corrupt(REPO_ID, "model.safetensors")
+
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors is not a readable safetensors file"):
+        load_model(REPO_ID, cache_dir=fresh_cache(tmp_path))
+
+
+def test_config_that_does_not_match_the_weights_gives_a_clear_error(hub, tmp_path):
+    folder = model_folder(tmp_path / "model", seed=1)
+    push_model(folder, REPO_ID)
+    wrong_widths = json.dumps({**json.loads((folder / "config.json").read_text()), "widths": [16, 32]}).encode()
+    hub.add_files(REPO_ID, {"config.json": wrong_widths}, branch="wide")
+    unknown_key = json.dumps({"widths": [8, 16], "layers": 5}).encode()
+    hub.add_files(REPO_ID, {"config.json": unknown_key}, branch="odd")
+
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors does not match .*config\.json: .*size mismatch"):
+        load_model(REPO_ID, "wide", cache_dir=fresh_cache(tmp_path))
+    with pytest.raises(ModelLoadError, match=r"config\.json does not describe a DigitNet: .*layers"):
+        load_model(REPO_ID, "odd", cache_dir=fresh_cache(tmp_path))
+
+
+class _Trap:
+    """Unpickling this creates a file: proof that a pickle was loaded."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
+def test_a_repo_with_only_pickled_weights_is_refused_and_never_unpickled(hub, tmp_path):
+    trap = tmp_path / "unpickled"
+    config = json.dumps({"widths": [8, 16]}).encode()
+    hub.add_files("tester/pickled", {"config.json": config, "pytorch_model.bin": pickle.dumps(_Trap(trap))})
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "config.json").write_bytes(config)
+    (local / "pytorch_model.bin").write_bytes(pickle.dumps(_Trap(trap)))
+
+    with pytest.raises(ModelLoadError, match=r"has no model\.safetensors.*pickled weights are never loaded"):
+        load_model("tester/pickled", cache_dir=fresh_cache(tmp_path))
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors not found \(found pytorch_model\.bin"):
+        load_model(local)
+    assert not trap.exists()
+    assert not any(path.endswith("pytorch_model.bin") for _, path in hub.requests)
+
+
+def test_unknown_repo_revision_and_private_repo_without_token(hub, tmp_path, monkeypatch):
+    push_model(model_folder(tmp_path / "model", seed=1), "tester/secret", private=True)
+    cache = fresh_cache(tmp_path)
+
+    with pytest.raises(ModelLoadError, match="hub repo tester/nothing not found"):
+        load_model("tester/nothing", cache_dir=cache)
+    with pytest.raises(ModelLoadError, match="has no revision 'v9'"):
+        load_model("tester/secret", "v9", cache_dir=cache)
+    assert load_model("tester/secret", cache_dir=cache)[1].kind == "hub"
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(ModelLoadError, match="private and HF_TOKEN is missing"):
+        load_model("tester/secret", cache_dir=fresh_cache(tmp_path, "other"))
+    with pytest.raises(ModelLoadError, match="neither an existing folder nor a hub repo id"):
+        load_model("no/such/folder")
+
+
+def test_push_refuses_incomplete_or_broken_folders_before_touching_the_hub(hub, tmp_path):
+    folder = model_folder(tmp_path / "model", seed=1)
+    (folder / "README.md").unlink()
+    with pytest.raises(ModelLoadError, match="lacks README.md"):
+        push_model(folder, REPO_ID)
+    broken = model_folder(tmp_path / "broken", seed=1)
+    (broken / "model.safetensors").write_bytes(b"\0" * 100)
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors is not a readable safetensors file"):
+        push_model(broken, REPO_ID)
+    assert hub.requests == []
+
+
+def test_push_command_line(hub, tmp_path):
+    folder = model_folder(tmp_path / "model", seed=1)
+    (folder / "pytorch_model.bin").write_bytes(b"pickle")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    result = subprocess.run([sys.executable, "-m", "hdr", "push", str(folder), "--repo", REPO_ID,
+                             "--revision", "candidate", "--tag", "v3"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    repo = hub.repos[REPO_ID]
+    commit = repo.tags["v3"]
+    assert repo.branches["candidate"] == commit and commit in result.stdout
+    assert "pytorch_model.bin" not in repo.commits[commit] and "model.safetensors" in repo.commits[commit]
+    assert TOKEN not in result.stdout + result.stderr
+
+    missing = subprocess.run([sys.executable, "-m", "hdr", "push", str(tmp_path / "nothing"), "--repo", REPO_ID],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "lacks config.json" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.skipif(not (REPO / "app.py").is_file(), reason="app.py (engineer C) is not there yet")
+def test_the_app_serves_a_pulled_model_and_reports_repo_and_commit(hub, tmp_path):
+    from gradio_client import Client
+
+    commit = push_model(model_folder(tmp_path / "model", seed=1), REPO_ID, tag="v3")
+    push_model(model_folder(tmp_path / "newer", seed=2), REPO_ID)
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(REPO)}
+    app = subprocess.Popen([sys.executable, "app.py", "--model", REPO_ID, "--revision", "v3", "--port", str(port)],
+                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                client = Client(url, verbose=False)
+                break
+            except Exception:
+                if app.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"app did not start: {app.stdout.read()[-3000:] if app.poll() is not None else ''}")
+                time.sleep(1)
+        info = client.predict(api_name="/model_info")
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+
+    assert info["kind"] == "hub" and info["repo_id"] == REPO_ID and info["revision"] == "v3"
+    assert info["commit"] == commit and info["note"] == ""
