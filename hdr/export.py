@@ -1,22 +1,17 @@
 """Export the best checkpoint as a Hugging Face model folder with a measured model card."""
 from __future__ import annotations
 
-import csv
 import json
 import platform
 import shutil
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
-
-from hdr.calibration import expected_calibration_error, fit_temperature  # noqa: E402
-from hdr.lit_module import DigitClassifier  # noqa: E402
-from hdr.model import DigitNet  # noqa: E402
+from hdr.calibration import expected_calibration_error, fit_temperature
+from hdr.lit_module import DigitClassifier
+from hdr.model import DigitNet
+from hdr.plots import confusion_matrix_figure, learning_curves_figure
 
 UNSURE_RATE_ON_VALIDATION = 0.005
 
@@ -30,39 +25,6 @@ def collect_logits(net: torch.nn.Module, loader) -> tuple[torch.Tensor, torch.Te
         logits.append(net(images.unsqueeze(1).float() / 255).float())
         labels.append(batch_labels)
     return torch.cat(logits), torch.cat(labels)
-
-
-def confusion_matrix_figure(probabilities: torch.Tensor, labels: torch.Tensor, path: Path) -> torch.Tensor:
-    """Save the confusion-matrix picture; return the matrix."""
-    metric = MulticlassConfusionMatrix(num_classes=10)
-    metric.update(probabilities, labels)
-    figure, axis = metric.plot(add_text=True, labels=list(range(10)))
-    figure.set_size_inches(7, 7)
-    axis.set_title("MNIST test: true (rows) vs predicted (columns)")
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return metric.compute()
-
-
-def learning_curves_figure(metrics_csv: Path, path: Path) -> None:
-    """Plot per-epoch training/validation loss and validation accuracy from a CSVLogger file."""
-    epochs: dict[int, dict[str, float]] = {}
-    with open(metrics_csv) as handle:
-        for row in csv.DictReader(handle):
-            values = epochs.setdefault(int(row["epoch"]), {})
-            values.update({key: float(value) for key, value in row.items() if value and key not in ("epoch", "step")})
-    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, axis in (("train/loss", loss_axis), ("val/loss", loss_axis), ("train/acc", acc_axis), ("val/acc", acc_axis)):
-        points = [(epoch, values[key]) for epoch, values in sorted(epochs.items()) if key in values]
-        if points:
-            axis.plot(*zip(*points), marker="o", label=key)
-    loss_axis.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
-    acc_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for axis in (loss_axis, acc_axis):
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
 
 
 def export_model(checkpoint: str, datamodule, output_dir: str, command: str, training_seconds: float,

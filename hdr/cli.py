@@ -1,0 +1,104 @@
+"""Command line: ``python -m hdr predict|evaluate ...``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hdr.evaluate import evaluate_folder, evaluate_mnist
+from hdr.preprocess import InvalidImageError
+from hdr.recognizer import Recognizer
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model folder or hub repo id (default: the shipped model)")
+    parser.add_argument("--revision", default=None, help="hub branch, tag or commit")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Print one line (or one JSON object) per image; unreadable images are reported, not fatal."""
+    recognizer = Recognizer.from_pretrained(args.model, args.revision)
+    failures = 0
+    for path in args.images:
+        try:
+            prediction = recognizer.predict(path)
+            result = {"file": path, **prediction.to_dict()}
+            line = f"{path}: {prediction.digit} ({prediction.confidence:.1%})" + ("  unsure: may not be a digit" if prediction.unsure else "")
+        except (InvalidImageError, OSError) as error:
+            failures += 1
+            result = {"file": path, "error": str(error)}
+            line = f"{path}: error: {error}"
+        print(json.dumps(result) if args.json else line)
+    return 1 if failures else 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Accuracy, per-class accuracy and a confusion-matrix picture on MNIST test or a labelled folder."""
+    recognizer = Recognizer.from_pretrained(args.model, args.revision)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    if args.folder:
+        report = evaluate_folder(recognizer, Path(args.folder), output / "confusion_matrix.png")
+    else:
+        report = evaluate_mnist(recognizer, args.data_root, output / "confusion_matrix.png")
+    (output / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['dataset']}: accuracy {report['accuracy']:.2%} on {report['images']} images"
+              f" ({report['errors']} wrong, {report['unsure']} flagged unsure, {report['unreadable']} unreadable)")
+        print("per class: " + "  ".join(f"{digit}: {value:.2%}" for digit, value in report["per_class_accuracy"].items()))
+        print(f"confusion matrix: {output / 'confusion_matrix.png'}")
+    return 0
+
+
+def add_push_command(commands) -> None:
+    """``push CHECKPOINT_DIR --repo USER/NAME [--revision BRANCH] [--tag v3] [--private]``."""
+
+    def run_push(args: argparse.Namespace) -> int:
+        from hdr.hub import push_model, push_error_message
+
+        try:
+            commit = push_model(args.folder, args.repo, args.revision, args.tag, args.private, args.message)
+        except Exception as error:
+            print(f"error: {push_error_message(error)}", file=sys.stderr)
+            return 1
+        tag = f", tagged {args.tag}" if args.tag else ""
+        print(f"pushed {args.folder} to {args.repo} @ {args.revision or 'main'}: commit {commit}{tag}")
+        return 0
+
+    push = commands.add_parser("push", help="upload an exported model folder to a Hugging Face model hub")
+    push.add_argument("folder", help="model folder with config.json, model.safetensors and README.md")
+    push.add_argument("--repo", required=True, help="hub repo id, USER/NAME (created if missing)")
+    push.add_argument("--revision", default=None, help="branch to push to (created from main if missing)")
+    push.add_argument("--tag", default=None, help="tag to put on the new commit, e.g. v3")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.add_argument("--message", default=None, help="commit message")
+    push.set_defaults(handler=run_push)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hdr", description="Handwritten digit recognition.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="read one digit from each image")
+    predict.add_argument("images", nargs="+", help="image files (PNG, JPEG, WEBP, BMP, GIF, TIFF)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_model_options(predict)
+    predict.set_defaults(handler=run_predict)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy on MNIST test or on a labelled folder")
+    evaluate.add_argument("--folder", help="labelled images as FOLDER/<digit>/*.png (default: MNIST test)")
+    evaluate.add_argument("--data-root", default="../shared/data", help="MNIST root (torchvision layout)")
+    evaluate.add_argument("--output", default="evaluation", help="where the report and confusion matrix go")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_model_options(evaluate)
+    evaluate.set_defaults(handler=run_evaluate)
+    add_push_command(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.handler(args))

@@ -1,0 +1,86 @@
+"""The Recognizer: any image of a handwritten digit in, a calibrated prediction out."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hdr.hub import ModelSource, load_model
+from hdr.model import DigitNet
+from hdr.preprocess import preprocess
+
+
+@dataclass
+class Prediction:
+    """One classified digit.
+
+    ``digit`` is always the most likely digit; ``unsure`` is set when the calibrated confidence is
+    below the model's ``min_confidence``, i.e. the image may not be a digit at all.
+    """
+
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    unsure: bool
+    model_input: np.ndarray
+
+    def top(self, k: int = 3) -> list[tuple[int, float]]:
+        """The ``k`` most likely digits with their probabilities, most likely first."""
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(int(digit), self.probabilities[digit]) for digit in order]
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary (without the 28×28 input)."""
+        return {
+            "digit": self.digit,
+            "confidence": round(self.confidence, 6),
+            "probabilities": [round(p, 6) for p in self.probabilities],
+            "unsure": self.unsure,
+        }
+
+
+class Recognizer:
+    """Reads handwritten digits with a :class:`DigitNet`; see :meth:`from_pretrained`."""
+
+    def __init__(self, model: DigitNet, source: ModelSource):
+        self.model = model.eval()
+        self.source = source
+
+    @classmethod
+    def from_pretrained(cls, source: str | None = None, revision: str | None = None) -> Recognizer:
+        """Load the shipped model (``None``), a local model folder, or a hub repo id at ``revision``."""
+        model, model_source = load_model(source, revision)
+        return cls(model, model_source)
+
+    @torch.inference_mode()
+    def classify(self, model_inputs: Sequence[np.ndarray]) -> list[Prediction]:
+        """Classify preprocessed 28×28 inputs in one batched model call."""
+        if len(model_inputs) == 0:
+            return []
+        batch = torch.from_numpy(np.stack(model_inputs).astype(np.float32)).unsqueeze(1)
+        probabilities = self.model.calibrated_probabilities(batch).numpy()
+        predictions = []
+        for model_input, row in zip(model_inputs, probabilities):
+            digit = int(row.argmax())
+            confidence = float(row[digit])
+            predictions.append(Prediction(digit, confidence, row.astype(float).tolist(),
+                                          confidence < self.model.min_confidence, model_input))
+        return predictions
+
+    def prepare(self, image) -> np.ndarray:
+        """The 28×28 model input for one image (raises ``InvalidImageError`` / ``BlankImageError``)."""
+        return preprocess(image).model_input
+
+    def predict(self, image) -> Prediction:
+        """Read one digit from a path, bytes, a PIL image or a uint8 array (H×W, H×W×3, H×W×4).
+
+        Raises ``InvalidImageError`` for anything that is not a readable image and
+        ``BlankImageError`` when the image holds no ink.
+        """
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence) -> list[Prediction]:
+        """Read one digit from each image; the model runs once for the whole batch."""
+        return self.classify([self.prepare(image) for image in images])

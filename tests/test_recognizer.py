@@ -1,0 +1,101 @@
+"""The Recognizer on the shipped model: accuracy, input types, batches, confidences, bad input."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hdr import BlankImageError, InvalidImageError, Recognizer
+
+
+def paper_digit(digit_28: np.ndarray, size: int = 280) -> np.ndarray:
+    """An MNIST digit as dark ink on white paper, upscaled like a scan: uint8 H×W."""
+    big = Image.fromarray(digit_28).resize((size, size), Image.BICUBIC)
+    return 255 - np.asarray(big)
+
+
+def test_shipped_model_reaches_the_promised_mnist_test_accuracy(recognizer, mnist_test):
+    images, labels = mnist_test
+    inputs = list(images.astype(np.float32) / 255)
+    predictions = [p for start in range(0, len(inputs), 1000) for p in recognizer.classify(inputs[start:start + 1000])]
+    accuracy = np.mean([p.digit == label for p, label in zip(predictions, labels)])
+    assert accuracy >= 0.997, f"MNIST test accuracy {accuracy:.4f}"
+
+
+def test_every_input_type_gives_the_same_answer(recognizer, mnist_test, tmp_path):
+    images, labels = mnist_test
+    gray = paper_digit(images[0])
+    path = tmp_path / "digit.png"
+    Image.fromarray(gray).save(path)
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    rgba = np.dstack([rgb, np.full_like(gray, 255)])
+    sources = {
+        "str path": str(path), "Path": path, "bytes": path.read_bytes(), "PIL": Image.open(path),
+        "H×W": gray, "H×W×3": rgb, "H×W×4": rgba,
+    }
+    answers = {name: recognizer.predict(source) for name, source in sources.items()}
+    for name, prediction in answers.items():
+        assert prediction.digit == labels[0], name
+        assert prediction.probabilities == pytest.approx(answers["Path"].probabilities, abs=1e-5), name
+
+
+def test_prediction_fields_are_consistent(recognizer, mnist_test):
+    images, labels = mnist_test
+    prediction = recognizer.predict(paper_digit(images[1]))
+    assert prediction.digit == labels[1]
+    assert len(prediction.probabilities) == 10 and sum(prediction.probabilities) == pytest.approx(1, abs=1e-4)
+    assert prediction.confidence == max(prediction.probabilities)
+    assert prediction.top(3)[0] == (prediction.digit, prediction.confidence)
+    assert prediction.model_input.shape == (28, 28)
+    assert not prediction.unsure
+    assert set(prediction.to_dict()) == {"digit", "confidence", "probabilities", "unsure"}
+
+
+def test_batch_matches_single_predictions(recognizer, mnist_test):
+    images, labels = mnist_test
+    sources = [paper_digit(image, size) for image, size in zip(images[:12], [60, 280, 1000] * 4)]
+    batch = recognizer.predict_batch(sources)
+    assert [p.digit for p in batch] == list(labels[:12])
+    for source, prediction in zip(sources, batch):
+        assert recognizer.predict(source).probabilities == pytest.approx(prediction.probabilities, abs=1e-5)
+
+
+def test_noise_is_flagged_unsure_rather_than_confidently_read(recognizer):
+    rng = np.random.default_rng(0)
+    scribbles = [(rng.random((28, 28)) > 0.6).astype(np.float32) for _ in range(20)]
+    flagged = sum(p.unsure for p in recognizer.classify(scribbles))
+    assert flagged >= 15
+
+
+@pytest.mark.parametrize("source, message", [
+    (b"", "empty"),
+    (b"this is not an image at all", "image"),
+    (np.zeros((0, 0), np.uint8), "empty"),
+])
+def test_bad_input_gives_a_clear_error(recognizer, source, message):
+    with pytest.raises(InvalidImageError, match=f"(?i){message}"):
+        recognizer.predict(source)
+
+
+def test_truncated_png_gives_a_clear_error(recognizer, mnist_test):
+    buffer = io.BytesIO()
+    Image.fromarray(paper_digit(mnist_test[0][0])).save(buffer, format="PNG")
+    with pytest.raises(InvalidImageError):
+        recognizer.predict(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+def test_blank_page_is_reported_not_classified(recognizer):
+    with pytest.raises(BlankImageError):
+        recognizer.predict(np.full((300, 300), 255, np.uint8))
+    with pytest.raises(BlankImageError):
+        recognizer.predict(np.zeros((300, 300, 4), np.uint8))  # untouched transparent canvas
+
+
+def test_loads_a_local_model_folder(tmp_path, recognizer):
+    recognizer.model.save_pretrained(tmp_path)
+    copy = Recognizer.from_pretrained(str(tmp_path))
+    assert copy.source.kind == "local"
+    sample = [np.eye(28, dtype=np.float32)]
+    assert copy.classify(sample)[0].probabilities == pytest.approx(recognizer.classify(sample)[0].probabilities)

@@ -1,0 +1,50 @@
+"""End to end: train.py on a few hundred images, resume from last.ckpt, export in the Hugging Face format."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from hdr import Recognizer
+from tests.conftest import REPO
+
+
+def run_train(tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "train.py", "--config", "configs/smoke.yaml",
+               "--data.data_root", str(REPO.parent / "shared" / "data"),
+               "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+               "--export_dir", str(tmp_path / "model"), *extra]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_tiny_training_run_exports_a_loadable_model_with_a_model_card(tmp_path, data_root):
+    result = run_train(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    model_dir = tmp_path / "model"
+    for name in ("config.json", "model.safetensors", "README.md", "metrics.json",
+                 "learning_curves.png", "confusion_matrix.png", "train_config.yaml"):
+        assert (model_dir / name).is_file(), name
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["widths"] == [8, 16] and config["temperature"] > 0
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    card = (model_dir / "README.md").read_text()
+    assert f"{metrics['mnist_test_accuracy']}" in card
+    assert "python train.py --config configs/smoke.yaml" in card
+    assert "![confusion matrix](confusion_matrix.png)" in card
+    assert metrics["mnist_test_accuracy"] > 0.2  # 512 images, one epoch: far above chance (0.1)
+
+    recognizer = Recognizer.from_pretrained(str(model_dir))
+    prediction = recognizer.classify([np.zeros((28, 28), np.float32)])[0]
+    assert len(prediction.probabilities) == 10
+
+
+def test_training_resumes_from_last_checkpoint(tmp_path, data_root):
+    assert run_train(tmp_path).returncode == 0
+    last = next((tmp_path / "runs").glob("smoke/version_0/checkpoints/last.ckpt"))
+    result = run_train(tmp_path, "--ckpt_path", str(last), "--trainer.max_epochs", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = {line.split(",")[0] for line in (tmp_path / "runs/smoke/version_1/metrics.csv").read_text().splitlines()[1:]}
+    assert epochs == {"1"}  # only the second epoch was trained: the first came from last.ckpt
