@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hdr import mnist
 from hdr.augment import Augmentation
+from hdr.feedback import load_feedback
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -20,6 +21,8 @@ class MNISTDataModule(L.LightningDataModule):
         batch_size: images per batch.
         split_seed: seed of the train/validation split (kept apart from the run seed).
         augmentation: random distortions applied to training batches; ``None`` disables them.
+        feedback_dir: a folder of user corrections (see ``hdr.feedback``) appended to the training set.
+        feedback_repeats: how many times each feedback image is repeated, so a few corrections matter.
     """
 
     def __init__(
@@ -31,6 +34,8 @@ class MNISTDataModule(L.LightningDataModule):
         batch_size: int = 128,
         split_seed: int = 0,
         augmentation: Augmentation | None = None,
+        feedback_dir: str | None = None,
+        feedback_repeats: int = 20,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["augmentation"])
@@ -46,7 +51,13 @@ class MNISTDataModule(L.LightningDataModule):
         val_index, train_index = order[: self.hparams.val_size], order[self.hparams.val_size :]
         if self.hparams.train_subset:
             train_index = train_index[: self.hparams.train_subset]
-        self.train_set = TensorDataset(images[train_index], labels[train_index])
+        train_images, train_labels = images[train_index], labels[train_index]
+        if self.hparams.feedback_dir:
+            feedback_images, feedback_labels = load_feedback(self.hparams.feedback_dir)
+            repeats = self.hparams.feedback_repeats
+            train_images = torch.cat([train_images, torch.from_numpy(feedback_images).repeat(repeats, 1, 1)])
+            train_labels = torch.cat([train_labels, torch.from_numpy(feedback_labels).repeat(repeats)])
+        self.train_set = TensorDataset(train_images, train_labels)
         self.val_set = TensorDataset(images[val_index], labels[val_index])
         self.test_set = TensorDataset(*mnist.load(self.hparams.data_root, train=False))
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from hdr.hub import load_model
 from hdr.model import DigitNet
 
 
@@ -18,6 +19,8 @@ class DigitClassifier(L.LightningModule):
         lr: peak learning rate of the one-cycle schedule.
         weight_decay: AdamW weight decay.
         label_smoothing: cross-entropy label smoothing.
+        init_from: start from the weights of this model (a model folder or hub repo id) instead of
+            random ones, e.g. to fine-tune the shipped model on user feedback; ``widths`` must match.
     """
 
     def __init__(
@@ -27,13 +30,23 @@ class DigitClassifier(L.LightningModule):
         lr: float = 3e-3,
         weight_decay: float = 5e-4,
         label_smoothing: float = 0.0,
+        init_from: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.net = DigitNet(widths=widths, dropout=dropout).to(memory_format=torch.channels_last)
+        if init_from:
+            self._load_initial_weights(init_from)
         self.train_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
         self.val_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+
+    def _load_initial_weights(self, source: str) -> None:
+        pretrained, _ = load_model(source)
+        try:
+            self.net.load_state_dict(pretrained.state_dict())
+        except RuntimeError as error:
+            raise ValueError(f"init_from {source!r} does not match model.widths={self.hparams.widths}") from error
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
