@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import socket
 import subprocess
 import sys
 import time
@@ -265,38 +264,19 @@ def test_push_command_line(hub, tmp_path):
     assert missing.returncode != 0 and "lacks config.json" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.skipif(not (REPO / "app.py").is_file(), reason="app.py (engineer C) is not there yet")
 def test_the_app_serves_a_pulled_model_and_reports_repo_and_commit(hub, tmp_path):
     from gradio_client import Client
 
+    from tests.app_server import running_app
+
     commit = push_model(model_folder(tmp_path / "model", seed=1), REPO_ID, tag="v3")
     push_model(model_folder(tmp_path / "newer", seed=2), REPO_ID)
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(REPO)}
-    app = subprocess.Popen([sys.executable, "app.py", "--model", REPO_ID, "--revision", "v3", "--port", str(port)],
-                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                client = Client(url, verbose=False)
-                break
-            except Exception:
-                if app.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"app did not start: {app.stdout.read()[-3000:] if app.poll() is not None else ''}")
-                time.sleep(1)
-        info = client.predict(api_name="/model_info")
-    finally:
-        app.terminate()
-        app.wait(timeout=30)
+
+    with running_app(env={"HDR_MODEL": REPO_ID, "HDR_REVISION": "v3",
+                          "HDR_FEEDBACK_DIR": str(tmp_path / "feedback")}) as app:
+        info = Client(app.url, verbose=False).predict(api_name="/model_info")
 
     assert info["kind"] == "hub" and info["repo_id"] == REPO_ID and info["revision"] == "v3"
     assert info["commit"] == commit and info["note"] == ""
+    assert info["description"] == f"hub: {REPO_ID} @ v3 (commit {commit[:7]})"
