@@ -78,6 +78,30 @@ def add_push_command(commands) -> None:
     push.set_defaults(handler=run_push)
 
 
+def add_read_command(commands) -> None:
+    """``read IMAGE... [--json]``: read a whole number from each image."""
+
+    def run_read(args: argparse.Namespace) -> int:
+        recognizer = Recognizer.from_pretrained(args.model, args.revision)
+        failures = 0
+        for path in args.images:
+            try:
+                reading = recognizer.read(path)
+                result = {"file": path, **reading.to_dict()}
+                line = f"{path}: {reading.text} ({reading.confidence:.1%})" + ("  unsure" if reading.unsure else "")
+            except (InvalidImageError, OSError) as error:
+                failures += 1
+                result, line = {"file": path, "error": str(error)}, f"{path}: error: {error}"
+            print(json.dumps(result) if args.json else line)
+        return 1 if failures else 0
+
+    read = commands.add_parser("read", help="read a whole number (several digits) from each image")
+    read.add_argument("images", nargs="+", help="image files (PNG, JPEG, WEBP, BMP, GIF, TIFF)")
+    read.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_model_options(read)
+    read.set_defaults(handler=run_read)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hdr", description="Handwritten digit recognition.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
     add_push_command(commands)
+    add_read_command(commands)
     return parser
 
 

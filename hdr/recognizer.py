@@ -9,6 +9,7 @@ import torch
 
 from hdr.hub import ModelSource, load_model
 from hdr.model import DigitNet
+from hdr import reader
 from hdr.preprocess import preprocess
 
 
@@ -84,3 +85,11 @@ class Recognizer:
     def predict_batch(self, images: Sequence) -> list[Prediction]:
         """Read one digit from each image; the model runs once for the whole batch."""
         return self.classify([self.prepare(image) for image in images])
+
+    def read(self, image) -> reader.Reading:
+        """Read a whole number (digits, separators ``. , -``, spaces between groups) from one image."""
+        return self.read_batch([image])[0]
+
+    def read_batch(self, images: Sequence) -> list[reader.Reading]:
+        """Read a number from each image; candidate digits of all images are classified in one batch."""
+        return reader.read_batch(self, images)

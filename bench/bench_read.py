@@ -1,0 +1,129 @@
+"""Benchmark of reading whole numbers on the multi-digit set, next to a plain connected-components baseline.
+
+    python -m bench.bench_read                  # shipped model, generates bench/data/multidigit if missing
+    python -m bench.bench_read --model path/or/repo-id --limit 50
+
+Exact match compares the whole text (digits, separators, spaces); digit accuracy is
+1 − edit distance / length over the digits alone. The baseline classifies each connected component
+left to right (no merging, splitting or separators). Prints a table, writes ``bench/results/read.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.multidigit_set import SUBSETS, DigitPool, write_set
+from hdr import Recognizer
+from hdr.preprocess import InvalidImageError, ink_map, load_image
+from hdr.reader import model_input_or_none
+from hdr.segment import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
+
+BATCH = 16
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings."""
+    row = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, char_b in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (char_a != char_b))
+    return row[-1]
+
+
+def digit_accuracy(predicted: str, truth: str) -> float:
+    """1 − edit distance / length over the digits of both strings (0 at worst)."""
+    predicted, truth = "".join(filter(str.isdigit, predicted)), "".join(filter(str.isdigit, truth))
+    return max(0.0, 1 - edit_distance(predicted, truth) / len(truth))
+
+
+def read_texts(recognizer: Recognizer, images: list[Image.Image]) -> list[str]:
+    """``Reading.text`` for each image, in batches; an image that cannot be read gives ""."""
+    texts = []
+    for start in range(0, len(images), BATCH):
+        chunk = images[start : start + BATCH]
+        try:
+            texts += [reading.text for reading in recognizer.read_batch(chunk)]
+        except InvalidImageError:
+            for image in chunk:
+                try:
+                    texts.append(recognizer.read(image).text)
+                except InvalidImageError:
+                    texts.append("")
+    return texts
+
+
+def baseline_text(recognizer: Recognizer, image: Image.Image) -> str:
+    """Plain connected components left to right, each classified as one digit."""
+    components = connected_components(ink_map(load_image(image)))
+    height = typical_height(components)
+    components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * height**2]
+    components.sort(key=lambda c: c.box[0])
+    inputs = [model_input for c in components if (model_input := model_input_or_none(c.ink)) is not None]
+    return "".join(str(p.digit) for p in recognizer.classify(inputs))
+
+
+def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int) -> dict:
+    """Exact match and digit accuracy per subset for the reader and the baseline."""
+    results = {}
+    for subset in SUBSETS:
+        chosen = [r for r in records if r["subset"] == subset][:limit]
+        images = [Image.open(data / r["file"]) for r in chosen]
+        for image in images:
+            image.load()
+        started = time.perf_counter()
+        texts = read_texts(recognizer, images)
+        seconds = time.perf_counter() - started
+        baseline = [baseline_text(recognizer, image) for image in images]
+        truths = [r["text"] for r in chosen]
+        results[subset] = {
+            "n": len(chosen),
+            "exact": float(np.mean([t == p for t, p in zip(truths, texts)])),
+            "digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, texts)])),
+            "baseline_exact": float(np.mean([t == p for t, p in zip(truths, baseline)])),
+            "baseline_digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, baseline)])),
+            "ms_per_image": 1000 * seconds / max(1, len(chosen)),
+            "errors": [{"file": r["file"], "truth": t, "read": p} for r, t, p in zip(chosen, truths, texts) if t != p],
+        }
+    weights = np.array([r["n"] for r in results.values()])
+    results["overall"] = {key: float(np.average([r[key] for r in results.values()], weights=weights))
+                          for key in ("exact", "digit_accuracy", "baseline_exact", "baseline_digit_accuracy",
+                                      "ms_per_image")}
+    results["overall"]["n"] = int(weights.sum())
+    return results
+
+
+def print_table(results: dict) -> None:
+    print(f"{'subset':<12} {'n':>5} {'exact':>7} {'digits':>7} {'base exact':>11} {'base digits':>12} {'ms/img':>7}")
+    for subset, r in results.items():
+        print(f"{subset:<12} {r['n']:>5} {r['exact']:>7.1%} {r['digit_accuracy']:>7.1%} "
+              f"{r['baseline_exact']:>11.1%} {r['baseline_digit_accuracy']:>12.1%} {r['ms_per_image']:>7.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="model folder or hub repo id (default: the shipped model)")
+    parser.add_argument("--data", type=Path, default=Path("bench/data/multidigit"))
+    parser.add_argument("--data-root", default="../shared/data", help="MNIST root, to generate the set if missing")
+    parser.add_argument("--per-subset", type=int, default=200, help="images per subset when generating")
+    parser.add_argument("--limit", type=int, default=10**9, help="evaluate at most this many images per subset")
+    parser.add_argument("--output", type=Path, default=Path("bench/results/read.json"))
+    args = parser.parse_args()
+    if not (args.data / "labels.json").exists():
+        write_set(args.data, DigitPool(args.data_root), args.per_subset)
+    records = json.loads((args.data / "labels.json").read_text())
+    recognizer = Recognizer.from_pretrained(args.model)
+    results = evaluate(recognizer, args.data, records, args.limit)
+    print_table(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"model": recognizer.source.to_dict(), "results": results}, indent=1) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

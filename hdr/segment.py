@@ -1,0 +1,224 @@
+"""Segmentation of a line of handwritten digits (an ink map) into digit candidates and separators.
+
+Connected components of the ink are sorted into digit material, separators (``.`` ``,`` ``-``),
+underlines and specks; pieces of one broken digit (components stacked over each other) are merged.
+Each run of digit ink (a *unit*, possibly several touching digits) gets candidate cuts: minimum-ink
+vertical seams (seam carving). The pieces between any two cuts are the candidates the classifier
+scores; :mod:`hdr.reader` picks the best sequence of pieces per unit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
+
+INK_THRESHOLD = 0.2  # ink-map value above which a pixel counts as ink
+SPECK_AREA = 0.004  # components smaller than this × line height² are noise
+MERGE_OVERLAP = 0.5  # stacked components overlapping by this fraction of the narrower one's width are one digit
+SMALL = 0.45  # components lower than this × line height are separators or noise, not digits
+CUT_SPACING = 0.15  # minimum distance between candidate cuts, × line height
+MIN_PIECE_WIDTH = 0.12  # candidate cuts keep at least this × line height from a unit's edges
+MAX_PIECE_WIDTH = 1.6  # widest piece tried as one digit, × line height
+SEAM_DRIFT_COST = 0.1  # cost of a diagonal step of a seam (keeps seams near-vertical)
+
+
+@dataclass
+class Component:
+    """Ink that belongs together: a label mask cut out of the ink map."""
+
+    ink: np.ndarray  # float crop, only this component's ink
+    box: Box
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+
+@dataclass
+class Piece:
+    """A candidate digit: the ink of a unit between two of its cuts."""
+
+    ink: np.ndarray
+    box: Box
+    start: int  # index of the left cut in the unit (0 = the unit's left edge)
+    end: int  # index of the right cut (the unit's last index = its right edge)
+
+
+@dataclass
+class Unit:
+    """A run of digit ink holding one or more digits, with candidate pieces between its cuts."""
+
+    box: Box
+    cuts: int  # number of cut positions, edges included
+    pieces: list[Piece]
+
+
+@dataclass
+class Mark:
+    """A separator between digits."""
+
+    char: str
+    box: Box
+
+
+@dataclass
+class Layout:
+    """What segmentation found in one ink map, left to right."""
+
+    units: list[Unit]
+    marks: list[Mark]
+    line_height: float
+    shape: tuple[int, int]  # of the ink map
+
+
+def segment(ink: np.ndarray) -> Layout:
+    """Split an ink map (float H×W, ink high) into digit units with candidate pieces, and separators."""
+    components = connected_components(ink)
+    line_height = typical_height(components)
+    components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * line_height**2]
+    components = [c for c in components if not is_underline(c, line_height)]
+    groups = merge_stacked(components)
+    digits = [g for g in groups if g.height >= SMALL * line_height]
+    marks = [mark for g in groups if g.height < SMALL * line_height
+             if (mark := separator(g, digits, line_height)) is not None]
+    units = [cut_candidates(g, line_height) for g in sorted(digits, key=lambda g: g.box[0])]
+    return Layout(units, sorted(marks, key=lambda m: m.box[0]), line_height, ink.shape)
+
+
+def connected_components(ink: np.ndarray) -> list[Component]:
+    """8-connected components of the ink, each with its own ink only."""
+    labels, _ = ndimage.label(ink > INK_THRESHOLD, structure=np.ones((3, 3)))
+    components = []
+    for label, slices in enumerate(ndimage.find_objects(labels), start=1):
+        rows, cols = slices
+        crop = np.where(labels[slices] == label, ink[slices], 0).astype(np.float32)
+        components.append(Component(crop, (cols.start, rows.start, cols.stop, rows.stop)))
+    return components
+
+
+def typical_height(components: list[Component]) -> float:
+    """Height of a digit on this line: median height of the components at least half as tall as the tallest."""
+    if not components:
+        return 1.0
+    heights = np.array([c.height for c in components], dtype=float)
+    return float(np.median(heights[heights >= heights.max() / 2]))
+
+
+def is_underline(component: Component, line_height: float) -> bool:
+    """A long flat stroke: wider than 1.5 digit heights and at most a third of a digit high."""
+    return component.width > 1.5 * line_height and component.height < min(component.width / 5, line_height / 3)
+
+
+def merge_stacked(components: list[Component]) -> list[Component]:
+    """Merge components that overlap horizontally (a broken stroke, a 5's detached top bar)."""
+    groups = sorted(components, key=lambda c: c.box[0])
+    merged = True
+    while merged:
+        merged = False
+        for i, first in enumerate(groups):
+            for j in range(i + 1, len(groups)):
+                second = groups[j]
+                overlap = min(first.box[2], second.box[2]) - max(first.box[0], second.box[0])
+                if overlap >= MERGE_OVERLAP * min(first.width, second.width):
+                    groups[i] = union(first, second)
+                    del groups[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
+
+
+def union(first: Component, second: Component) -> Component:
+    """One component holding the ink of both."""
+    box = (min(first.box[0], second.box[0]), min(first.box[1], second.box[1]),
+           max(first.box[2], second.box[2]), max(first.box[3], second.box[3]))
+    ink = np.zeros((box[3] - box[1], box[2] - box[0]), np.float32)
+    for part in (first, second):
+        region = ink[part.box[1] - box[1] : part.box[3] - box[1], part.box[0] - box[0] : part.box[2] - box[0]]
+        np.maximum(region, part.ink, out=region)
+    return Component(ink, box)
+
+
+def separator(component: Component, digits: list[Component], line_height: float) -> Mark | None:
+    """``.``, ``,`` or ``-`` judged by shape and position against the neighbouring digits; ``None`` for noise."""
+    if not digits:
+        return None
+    centre_x = (component.box[0] + component.box[2]) / 2
+    centres = [(d.box[0] + d.box[2]) / 2 for d in sorted(digits, key=lambda d: d.box[0])]
+    ordered = sorted(digits, key=lambda d: d.box[0])
+    if not centres[0] < centre_x < centres[-1]:
+        return None  # separators sit between digits
+    top = np.interp(centre_x, centres, [d.box[1] for d in ordered])
+    bottom = np.interp(centre_x, centres, [d.box[3] for d in ordered])
+    height = bottom - top
+    centre_y = (component.box[1] + component.box[3]) / 2
+    if component.width >= 1.5 * component.height and component.width >= 0.2 * line_height \
+            and top + 0.25 * height < centre_y < bottom - 0.15 * height:
+        return Mark("-", component.box)
+    if component.width < 0.4 * line_height and component.box[1] > top + 0.55 * height:
+        below = component.box[3] - bottom
+        comma = below > 0.1 * line_height or component.height > 1.6 * component.width
+        return Mark("," if comma else ".", component.box)
+    return None
+
+
+def cut_candidates(component: Component, line_height: float) -> Unit:
+    """Candidate cuts of a unit (minimum-ink seams) and every piece between two cuts narrow enough to be a digit."""
+    seams = [np.full(component.height, -1)] + seams_through(component.ink, line_height) \
+        + [np.full(component.height, component.width - 1)]
+    columns = np.arange(component.width)
+    pieces = []
+    for start in range(len(seams) - 1):
+        for end in range(start + 1, len(seams)):
+            whole = (start, end) == (0, len(seams) - 1)
+            if seams[end].min() - seams[start].max() > 2 * MAX_PIECE_WIDTH * line_height and not whole:
+                continue  # far too wide to be one digit
+            inside = (columns > seams[start][:, None]) & (columns <= seams[end][:, None])
+            ink = np.where(inside, component.ink, 0)
+            rows, cols = np.nonzero(ink > INK_THRESHOLD)
+            if len(cols) == 0:
+                continue
+            if cols.max() - cols.min() + 1 > MAX_PIECE_WIDTH * line_height and not whole:
+                continue
+            left, top = component.box[0], component.box[1]
+            box = (left + cols.min(), top + rows.min(), left + cols.max() + 1, top + rows.max() + 1)
+            crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+            pieces.append(Piece(crop, box, start, end))
+    return Unit(component.box, len(seams), pieces)
+
+
+def seams_through(ink: np.ndarray, line_height: float) -> list[np.ndarray]:
+    """Top-to-bottom paths crossing little ink (one column per row), left to right, spaced apart."""
+    height, width = ink.shape
+    margin = max(1, int(MIN_PIECE_WIDTH * line_height))
+    if width < 2 * margin + 1:
+        return []
+    total = ink[0].astype(np.float64)
+    steps = np.zeros((height, width), np.int8)
+    for row in range(1, height):
+        left = np.concatenate(([np.inf], total[:-1])) + SEAM_DRIFT_COST
+        right = np.concatenate((total[1:], [np.inf])) + SEAM_DRIFT_COST
+        options = np.stack([left, total, right])
+        steps[row] = options.argmin(0) - 1
+        total = options.min(0) + ink[row]
+    ends = [c for c in range(margin, width - margin) if total[c] <= total[c - 1] and total[c] <= total[c + 1]]
+    chosen: list[int] = []
+    for end in sorted(ends, key=lambda c: total[c]):
+        if all(abs(end - other) >= CUT_SPACING * line_height for other in chosen):
+            chosen.append(end)
+    seams = []
+    for end in sorted(chosen):
+        seam = np.empty(height, int)
+        seam[-1] = end
+        for row in range(height - 1, 0, -1):
+            seam[row - 1] = seam[row] + steps[row, seam[row]]
+        seams.append(seam)
+    return seams
