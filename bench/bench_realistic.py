@@ -1,0 +1,154 @@
+"""Accuracy on realistic images (photos, scans, sketches...) — hdr's preprocessing vs the naive resize.
+
+    python bench/bench_realistic.py                 # shipped model; generates the set if missing
+    python bench/bench_realistic.py --model path/to/model_folder --per-kind 100
+
+For every kind of bench/realistic_set.py: hdr accuracy (``preprocess`` + model), the naive baseline
+(grayscale + ``resize((28, 28))``, no inversion, same model), the rate of predictions flagged unsure,
+and the preprocessing time per image (decoding excluded). Then "not a digit": the share of non-digit
+images (shapes, scribbles, letters, noise, Fashion-MNIST if installed) flagged unsure or blank at the
+model's ``min_confidence``, next to the share of real digits flagged. Prints a table and writes
+``bench/results/realistic.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from hdr import Recognizer  # noqa: E402
+from hdr.preprocess import InvalidImageError, load_image, preprocess  # noqa: E402
+from non_digits import non_digit_images  # noqa: E402
+from realistic_set import DEFAULT_DATA_ROOT, DEFAULT_OUTPUT, KINDS, generate  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "realistic.json"
+
+
+def labelled_files(folder: Path) -> list[tuple[Path, int]]:
+    """(path, digit) for every image of an ImageFolder-style kind folder, sorted."""
+    return sorted((path, int(path.parent.name)) for path in folder.glob("[0-9]/*") if path.is_file())
+
+
+def naive_input(image: Image.Image) -> np.ndarray:
+    """What a naive app feeds the model: grayscale, squashed to 28×28, no inversion."""
+    return np.asarray(image.convert("L").resize((28, 28)), dtype=np.float32) / 255
+
+
+def hdr_inputs(images: list[Image.Image]) -> tuple[list[np.ndarray | None], list[float]]:
+    """hdr's model inputs (None where preprocessing refused the image) and the milliseconds each took."""
+    inputs, milliseconds = [], []
+    for image in images:
+        started = time.perf_counter()
+        try:
+            inputs.append(preprocess(image).model_input)
+        except InvalidImageError:
+            inputs.append(None)
+        milliseconds.append((time.perf_counter() - started) * 1000)
+    return inputs, milliseconds
+
+
+def evaluate_kind(recognizer: Recognizer, files: list[tuple[Path, int]]) -> dict:
+    """Accuracy of hdr and of the naive baseline, unsure and refusal rates, and timing on one kind."""
+    images = [load_image(path) for path, _ in files]
+    labels = np.array([label for _, label in files])
+    inputs, milliseconds = hdr_inputs(images)
+    accepted = [i for i, model_input in enumerate(inputs) if model_input is not None]
+    predictions = recognizer.classify([inputs[i] for i in accepted])
+    digits = np.full(len(files), -1)
+    unsure = np.ones(len(files), bool)  # a refused image counts as flagged
+    for i, prediction in zip(accepted, predictions):
+        digits[i], unsure[i] = prediction.digit, prediction.unsure
+    naive = np.array([p.digit for p in recognizer.classify([naive_input(image) for image in images])])
+    correct = digits == labels
+    return {
+        "n": len(files),
+        "hdr_accuracy": round(float(correct.mean()), 4),
+        "naive_accuracy": round(float((naive == labels).mean()), 4),
+        "unsure_rate": round(float(unsure.mean()), 4),
+        "refused": len(files) - len(accepted),
+        "accuracy_when_sure": round(float(correct[~unsure].mean()), 4) if (~unsure).any() else None,
+        "preprocess_ms_median": round(float(np.median(milliseconds)), 1),
+        "preprocess_ms_p95": round(float(np.percentile(milliseconds, 95)), 1),
+        "errors": [f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}: read {digit}"
+                   for (path, _), digit, ok in zip(files, digits, correct) if not ok],
+    }
+
+
+def evaluate_non_digits(recognizer: Recognizer, per_shape: int) -> dict:
+    """Share of non-digit images flagged (unsure, or refused as blank), per kind of non-digit."""
+    flagged: dict[str, list[bool]] = {}
+    for kind, image in non_digit_images(per_shape, fashion=5 * per_shape):
+        try:
+            flag = recognizer.predict(image).unsure
+        except InvalidImageError:
+            flag = True
+        flagged.setdefault(kind, []).append(flag)
+    per_kind = {kind: round(float(np.mean(flags)), 4) for kind, flags in flagged.items()}
+    everything = [flag for flags in flagged.values() for flag in flags]
+    return {"n": len(everything), "flagged_rate": round(float(np.mean(everything)), 4), "per_kind": per_kind}
+
+
+def print_table(results: dict, non_digits: dict, min_confidence: float) -> None:
+    header = f"{'kind':<20} {'n':>5} {'hdr acc':>8} {'naive acc':>10} {'unsure':>7} {'refused':>8} {'ms/img':>7}"
+    print(header)
+    print("-" * len(header))
+    for kind, row in results.items():
+        print(f"{kind:<20} {row['n']:>5} {row['hdr_accuracy']:>8.2%} {row['naive_accuracy']:>10.2%} "
+              f"{row['unsure_rate']:>7.2%} {row['refused']:>8} {row['preprocess_ms_median']:>7.1f}")
+    digits_flagged = np.average([row["unsure_rate"] for row in results.values()],
+                                weights=[row["n"] for row in results.values()])
+    print(f"\nNot a digit (min_confidence {min_confidence}): {non_digits['flagged_rate']:.1%} of "
+          f"{non_digits['n']} non-digit images flagged, vs {digits_flagged:.1%} of real digits")
+    print("  " + ", ".join(f"{kind} {rate:.0%}" for kind, rate in non_digits["per_kind"].items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder or hub repo id (default: the shipped model)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_OUTPUT, help="the realistic set (generated if missing)")
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="MNIST root, for generating")
+    parser.add_argument("--per-kind", type=int, default=300, help="images per kind when generating")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--non-digits-per-shape", type=int, default=40,
+                        help="non-digit images per drawn shape (and 5× as many Fashion-MNIST images)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    arguments = parser.parse_args()
+
+    missing = [kind for kind in arguments.kinds if not labelled_files(arguments.data / kind)]
+    if missing:
+        generate(arguments.data, arguments.data_root, arguments.per_kind, missing)
+    recognizer = Recognizer.from_pretrained(arguments.model)
+    results = {}
+    for kind in arguments.kinds:
+        results[kind] = evaluate_kind(recognizer, labelled_files(arguments.data / kind))
+        print(f"{kind}: done", file=sys.stderr, flush=True)
+    non_digits = evaluate_non_digits(recognizer, arguments.non_digits_per_shape)
+    min_confidence = recognizer.model.min_confidence
+    print_table(results, non_digits, min_confidence)
+
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "command": "python " + " ".join(sys.argv),
+        "model": recognizer.source.to_dict(),
+        "min_confidence": min_confidence,
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "kinds": results,
+        "non_digits": non_digits,
+    }
+    arguments.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {arguments.output.relative_to(REPO) if arguments.output.is_relative_to(REPO) else arguments.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,444 @@
+"""A labelled set of realistic digit images built from MNIST *test* digits (deterministic).
+
+Each MNIST digit is re-drawn as ink on a synthetic medium: a phone photo of paper, a scan of ruled
+paper, a Gradio sketchpad canvas, a hair-thin pen, a fat marker, a thumbnail, a small digit in a
+corner, chalk on a board. The digit's shape comes from MNIST; its strokes are re-drawn either by
+thresholding a smooth upscale (keeps the writer's stroke width) or along its skeleton with a
+chosen pen width.
+
+    python bench/realistic_set.py                      # 300 images per kind → bench/data/realistic/
+    python bench/realistic_set.py --per-kind 50 --kinds photo scan
+
+Layout (ImageFolder): ``bench/data/realistic/<kind>/<digit>/<index>.png`` (``.jpg`` for photos).
+:func:`render` draws one image from a 28×28 array, for tests.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+from scipy import ndimage as ndi
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from hdr import mnist  # noqa: E402
+
+KINDS = (
+    "photo", "scan", "sketch_transparent", "sketch_white", "thin_pen",
+    "thick_marker", "small", "off_centre", "dark_background",
+)
+DEFAULT_OUTPUT = REPO / "bench" / "data" / "realistic"
+DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
+SEED = 2026
+
+
+# ---------------------------------------------------------------------------------------- strokes
+
+
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """Zhang–Suen thinning of a boolean mask to one-pixel-wide centre lines."""
+    image = np.pad(mask.astype(np.uint8), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = image
+            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
+            neighbours = sum(x.astype(np.int32) for x in n)
+            transitions = sum(((n[i] == 0) & (n[(i + 1) % 8] == 1)).astype(np.int32) for i in range(8))
+            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
+            if step == 0:
+                keep_rule = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
+            else:
+                keep_rule = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
+            remove = (p[1:-1, 1:-1] == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & keep_rule
+            if remove.any():
+                image[1:-1, 1:-1][remove] = 0
+                changed = True
+        if not changed:
+            return image[1:-1, 1:-1].astype(bool)
+
+
+def upscale(digit: np.ndarray, factor: int) -> np.ndarray:
+    """A smooth (bicubic) upscale of a 28×28 digit in [0, 1]."""
+    image = Image.fromarray(digit.astype(np.float32))
+    return np.asarray(image.resize((28 * factor, 28 * factor), Image.Resampling.BICUBIC), dtype=np.float32)
+
+
+def natural_strokes(digit: np.ndarray, height: int) -> np.ndarray:
+    """Ink coverage (float, anti-aliased) of the digit at ``height`` px, keeping the writer's stroke width."""
+    factor = max(2, math.ceil(2 * height / 20))
+    field = upscale(digit, factor) > 0.45
+    return _crop_resize(field.astype(np.float32), height)
+
+
+def pen_strokes(digit: np.ndarray, height: int, width: float, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage of the digit at ``height`` px drawn along its skeleton with a round pen ``width`` px wide."""
+    factor = 6
+    centre_lines = skeleton(upscale(digit, factor) > 0.4)
+    ys, xs = np.nonzero(centre_lines)
+    if ys.size == 0:
+        return natural_strokes(digit, height)
+    box_top, box_left = ys.min(), xs.min()
+    box_size = max(ys.max() - box_top, xs.max() - box_left) + 1
+    supersample = 4 if width < 3 else 2
+    scale = height / box_size * supersample
+    index = -np.ones(centre_lines.shape, int)
+    index[ys, xs] = np.arange(ys.size)
+    points = np.stack([xs - box_left, ys - box_top], axis=1).astype(float)
+    edges = []
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        other = np.full(ys.size, -1)
+        inside = (ys + dy < centre_lines.shape[0]) & (xs + dx >= 0) & (xs + dx < centre_lines.shape[1])
+        other[inside] = index[ys[inside] + dy, xs[inside] + dx]
+        edges += [(a, b) for a, b in zip(np.flatnonzero(other >= 0), other[other >= 0])]
+    neighbours = [[] for _ in range(ys.size)]
+    for a, b in edges:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    for _ in range(3):  # smooth away the pixel staircase of the skeleton
+        points = np.array([(points[i] + points[n].sum(0)) / (1 + len(n)) for i, n in enumerate(neighbours)])
+    points = points * scale + width * supersample
+    side = int(math.ceil(box_size * scale + 2 * width * supersample))
+    canvas = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(canvas)
+    pen = max(1.0, width * supersample)
+    pressure = 1 + 0.08 * rng.standard_normal(ys.size)  # slight variation of the pen width along the stroke
+    for a, b in edges:
+        w = max(1, round(pen * (pressure[a] + pressure[b]) / 2))
+        draw.line([tuple(points[a]), tuple(points[b])], fill=255, width=w)
+    radius = pen / 2
+    for (x, y), p in zip(points, pressure):
+        r = max(0.5, radius * p)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
+    coverage = np.asarray(canvas.reduce(supersample), dtype=np.float32) / 255
+    return _crop_resize(coverage, None)
+
+
+def _crop_resize(coverage: np.ndarray, height: int | None) -> np.ndarray:
+    rows = np.flatnonzero(coverage.max(1) > 0)
+    columns = np.flatnonzero(coverage.max(0) > 0)
+    coverage = coverage[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    if height is not None:
+        scale = height / coverage.shape[0]
+        size = (max(1, round(coverage.shape[1] * scale)), height)
+        coverage = np.asarray(Image.fromarray(coverage).resize(size, Image.Resampling.BOX), dtype=np.float32)
+    return np.clip(coverage, 0, 1)
+
+
+def slant(coverage: np.ndarray, rng: np.random.Generator, degrees: float = 8.0) -> np.ndarray:
+    """Rotate (and slightly shear) the ink like a person's handwriting varies."""
+    angle = rng.uniform(-degrees, degrees)
+    shear = rng.uniform(-0.15, 0.15)
+    image = Image.fromarray(coverage)
+    width, height = image.size
+    pad = int(0.3 * max(width, height)) + 2
+    canvas = Image.new("F", (width + 2 * pad, height + 2 * pad), 0.0)
+    canvas.paste(image, (pad, pad))
+    canvas = canvas.transform(canvas.size, Image.Transform.AFFINE, (1, shear, -shear * canvas.height / 2, 0, 1, 0),
+                              Image.Resampling.BILINEAR)
+    canvas = canvas.rotate(angle, Image.Resampling.BILINEAR)
+    return _crop_resize(np.asarray(canvas, dtype=np.float32), None)
+
+
+# -------------------------------------------------------------------------------------- backgrounds
+
+
+def smooth_noise(shape: tuple[int, int], scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean, unit-spread noise with features about ``scale`` pixels wide."""
+    coarse_shape = (max(2, int(shape[0] / scale) + 2), max(2, int(shape[1] / scale) + 2))
+    coarse = rng.standard_normal(coarse_shape).astype(np.float32)
+    field = np.asarray(Image.fromarray(coarse).resize((shape[1], shape[0]), Image.Resampling.BICUBIC), dtype=np.float32)
+    return field / (field.std() + 1e-6)
+
+
+def lighting(shape: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A multiplicative lighting field: a linear gradient plus a vignette."""
+    height, width = shape
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    x, y = x / width - 0.5, y / height - 0.5
+    angle = rng.uniform(0, 2 * np.pi)
+    gradient = (x * np.cos(angle) + y * np.sin(angle)) * rng.uniform(0.3, 1.0)
+    cx, cy = rng.uniform(-0.3, 0.3, 2)
+    vignette = (x - cx) ** 2 + (y - cy) ** 2
+    field = 1 - strength * (gradient + 0.5) * 0.6 - strength * vignette * rng.uniform(0.3, 1.2)
+    return np.clip(field, 0.25, 1.0)
+
+
+def composite(paper: np.ndarray, coverage: np.ndarray, ink_colour, opacity: float, top: int, left: int) -> np.ndarray:
+    """Lay ink of ``ink_colour`` (per channel) over ``paper`` (H×W×C float) where ``coverage`` says."""
+    out = paper.copy()
+    height, width = coverage.shape
+    region = out[top : top + height, left : left + width]
+    alpha = (coverage * opacity)[:, :, None]
+    out[top : top + height, left : left + width] = region * (1 - alpha) + np.asarray(ink_colour, np.float32) * alpha
+    return out
+
+
+def place(canvas_shape: tuple[int, int], ink_shape: tuple[int, int], rng: np.random.Generator, margin: float = 0.05):
+    """A random (top, left) keeping the ink inside the canvas with a margin."""
+    (height, width), (ink_height, ink_width) = canvas_shape, ink_shape
+    my, mx = int(margin * height), int(margin * width)
+    top = rng.integers(my, max(my + 1, height - ink_height - my))
+    left = rng.integers(mx, max(mx + 1, width - ink_width - mx))
+    return int(min(top, height - ink_height)), int(min(left, width - ink_width))
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(array), 0, 255).astype(np.uint8)
+
+
+def jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert(image.mode)
+
+
+def canvas_size(rng: np.random.Generator, low: int, high: int) -> tuple[int, int]:
+    """(height, width) with the longer side in [low, high] and a 4:3 or 3:4 or square shape."""
+    long_side = int(rng.integers(low, high + 1))
+    ratio = rng.choice([0.75, 1.0, 0.75])
+    short = int(long_side * ratio)
+    return (long_side, short) if rng.random() < 0.5 else (short, long_side)
+
+
+# ------------------------------------------------------------------------------------------- kinds
+
+
+def render_photo(digit, rng):
+    """Phone photo: tinted paper, uneven light, perspective, blur, noise, JPEG."""
+    height, width = canvas_size(rng, 1000, 2400)
+    paper_colour = rng.uniform(200, 250) * np.array([1, rng.uniform(0.93, 1.0), rng.uniform(0.8, 1.0)])
+    paper = np.ones((height, width, 3), np.float32) * paper_colour
+    paper += 4 * smooth_noise((height, width), 40, rng)[:, :, None]
+    ink_height = int(min(height, width) * rng.uniform(0.3, 0.6))
+    strokes = natural_strokes(digit, ink_height) if rng.random() < 0.6 else pen_strokes(
+        digit, ink_height, ink_height * rng.uniform(0.05, 0.1), rng)
+    strokes = slant(strokes, rng)
+    ink = rng.choice([(25, 25, 30), (20, 30, 110), (60, 60, 65), (30, 30, 80)])
+    top, left = place((height, width), strokes.shape, rng, 0.1)
+    image = composite(paper, strokes, ink, rng.uniform(0.75, 1.0), top, left)
+    image *= lighting((height, width), rng, rng.uniform(0.2, 0.6))[:, :, None]
+    photo = Image.fromarray(to_uint8(image), "RGB")
+    photo = perspective(photo, rng, 0.06, tuple(int(c) for c in paper_colour * 0.7))
+    photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.8)))
+    noisy = np.asarray(photo, np.float32) + rng.normal(0, rng.uniform(2, 7), (height, width, 3))
+    return jpeg(Image.fromarray(to_uint8(noisy), "RGB"), int(rng.integers(45, 86)))
+
+
+def perspective(image: Image.Image, rng: np.random.Generator, amount: float, fill) -> Image.Image:
+    """A random mild perspective distortion (corners moved by up to ``amount`` of the size) and rotation."""
+    width, height = image.size
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], float)
+    moved = corners + rng.uniform(-amount, amount, (4, 2)) * [width, height]
+    angle = math.radians(rng.uniform(-6, 6))
+    centre = np.array([width / 2, height / 2])
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    moved = (moved - centre) @ rotation.T + centre
+    # PIL wants the coefficients mapping output pixels to input pixels.
+    rows = []
+    for (x, y), (u, v) in zip(moved, corners):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+    coefficients = np.linalg.solve(np.array(rows), corners.ravel())
+    return image.transform(image.size, Image.Transform.PERSPECTIVE, tuple(coefficients), Image.Resampling.BILINEAR,
+                           fillcolor=fill)
+
+
+def render_scan(digit, rng):
+    """Flatbed scan of ruled paper: white, fine texture, blue or grey lines, sometimes a red margin."""
+    height, width = canvas_size(rng, 1400, 2000)
+    spacing = int(rng.integers(45, 80))
+    paper = np.full((height, width), rng.uniform(242, 254), np.float32)
+    paper += 2.5 * smooth_noise((height, width), 2, rng) + 1.5 * rng.standard_normal((height, width))
+    paper = np.repeat(paper[:, :, None], 3, axis=2)
+    line_colour = np.array(rng.choice([(150, 185, 235), (170, 170, 175), (120, 160, 220)]), np.float32)
+    thickness = int(rng.integers(2, 5))
+    offset = int(rng.integers(0, spacing))
+    for y in range(offset, height, spacing):
+        paper[y : y + thickness] = paper[y : y + thickness] * 0.3 + line_colour * 0.7
+    if rng.random() < 0.5:
+        x = int(width * rng.uniform(0.05, 0.15))
+        paper[:, x : x + 3] = paper[:, x : x + 3] * 0.3 + np.array([225, 110, 115], np.float32) * 0.7
+    ink_height = int(spacing * rng.uniform(1.3, 2.6))
+    strokes = natural_strokes(digit, ink_height) if rng.random() < 0.5 else pen_strokes(
+        digit, ink_height, max(2.0, ink_height * rng.uniform(0.05, 0.09)), rng)
+    strokes = slant(strokes, rng)
+    ink = rng.choice([(20, 20, 25), (25, 35, 120)])
+    top, left = place((height, width), strokes.shape, rng, 0.15)
+    image = composite(paper, strokes, ink, rng.uniform(0.85, 1.0), top, left)
+    scan = Image.fromarray(to_uint8(image), "RGB").filter(ImageFilter.GaussianBlur(0.6))
+    return scan
+
+
+def _sketch_strokes(digit, rng, canvas: int):
+    ink_height = int(canvas * rng.uniform(0.4, 0.85))
+    strokes = pen_strokes(digit, ink_height, ink_height * rng.uniform(0.05, 0.13), rng)
+    return slant(strokes, rng, 6)
+
+
+def render_sketch_transparent(digit, rng):
+    """Gradio sketchpad layer: RGBA, RGB all 0, the strokes only in alpha."""
+    height, width = canvas_size(rng, 400, 800)
+    strokes = _sketch_strokes(digit, rng, min(height, width))
+    top, left = place((height, width), strokes.shape, rng, 0.03)
+    alpha = np.zeros((height, width), np.float32)
+    alpha[top : top + strokes.shape[0], left : left + strokes.shape[1]] = strokes
+    rgba = np.zeros((height, width, 4), np.uint8)
+    rgba[:, :, 3] = to_uint8(alpha * 255)
+    return Image.fromarray(rgba, "RGBA")
+
+
+def render_sketch_white(digit, rng):
+    """Drawing app canvas: black anti-aliased strokes on white RGB."""
+    height, width = canvas_size(rng, 400, 800)
+    strokes = _sketch_strokes(digit, rng, min(height, width))
+    top, left = place((height, width), strokes.shape, rng, 0.03)
+    paper = np.full((height, width, 3), 255, np.float32)
+    return Image.fromarray(to_uint8(composite(paper, strokes, (0, 0, 0), 1.0, top, left)), "RGB")
+
+
+def render_thin_pen(digit, rng):
+    """A fine pen (1–2 px strokes) on a large, slightly noisy grayscale scan."""
+    height, width = canvas_size(rng, 1500, 2800)
+    paper = np.full((height, width, 1), rng.uniform(225, 250), np.float32)
+    paper += rng.normal(0, rng.uniform(1, 4), (height, width, 1))
+    ink_height = int(min(height, width) * rng.uniform(0.35, 0.7))
+    strokes = slant(pen_strokes(digit, ink_height, rng.uniform(1.0, 2.0), rng), rng)
+    top, left = place((height, width), strokes.shape, rng, 0.08)
+    image = composite(paper, strokes, (30,), rng.uniform(0.8, 1.0), top, left)
+    return Image.fromarray(to_uint8(image[:, :, 0]), "L")
+
+
+def render_thick_marker(digit, rng):
+    """A fat felt marker (strokes 14–22% of the digit height), black or coloured, on white paper."""
+    height, width = canvas_size(rng, 500, 1200)
+    ink_height = int(min(height, width) * rng.uniform(0.45, 0.8))
+    strokes = slant(pen_strokes(digit, ink_height, ink_height * rng.uniform(0.14, 0.22), rng), rng)
+    paper = np.full((height, width, 3), rng.uniform(235, 255), np.float32)
+    paper += rng.normal(0, 2, (height, width, 1))
+    ink = rng.choice([(10, 10, 10), (200, 30, 30), (20, 60, 180), (20, 120, 50)])
+    top, left = place((height, width), strokes.shape, rng, 0.05)
+    return Image.fromarray(to_uint8(composite(paper, strokes, ink, 1.0, top, left)), "RGB")
+
+
+def render_small(digit, rng):
+    """A thumbnail 16–40 px: a digit photographed or cropped small."""
+    side = int(rng.integers(16, 41))
+    height, width = (side, int(side * rng.uniform(0.7, 1.3)))
+    scale = 8
+    ink_height = int(height * scale * rng.uniform(0.6, 0.9))
+    strokes = slant(natural_strokes(digit, ink_height), rng, 6)
+    if strokes.shape[1] > width * scale * 0.95:
+        width = int(strokes.shape[1] / scale / 0.9) + 1
+    paper = np.full((height * scale, width * scale, 1), rng.uniform(190, 255), np.float32)
+    top, left = place(paper.shape[:2], strokes.shape, rng, 0.03)
+    big = composite(paper, strokes, (rng.uniform(0, 60),), rng.uniform(0.8, 1.0), top, left)
+    small = Image.fromarray(to_uint8(big[:, :, 0]), "L").resize((width, height), Image.Resampling.BOX)
+    noisy = np.asarray(small, np.float32) + rng.normal(0, 2, (height, width))
+    return Image.fromarray(to_uint8(noisy), "L")
+
+
+def render_off_centre(digit, rng):
+    """A small digit near a corner of a 1000-px photo-like image."""
+    height, width = canvas_size(rng, 1000, 1000)
+    ink_height = int(min(height, width) * rng.uniform(0.06, 0.15))
+    strokes = slant(natural_strokes(digit, ink_height), rng)
+    paper = np.full((height, width, 3), rng.uniform(215, 250), np.float32)
+    paper *= lighting((height, width), rng, 0.3)[:, :, None]
+    paper += rng.normal(0, rng.uniform(1.5, 4), (height, width, 1))
+    margin_y, margin_x = (int(s * rng.uniform(0.03, 0.2)) for s in (height, width))
+    top = margin_y if rng.random() < 0.5 else height - strokes.shape[0] - margin_y
+    left = margin_x if rng.random() < 0.5 else width - strokes.shape[1] - margin_x
+    image = composite(paper, strokes, (30, 30, 40), rng.uniform(0.8, 1.0), top, left)
+    return Image.fromarray(to_uint8(image), "RGB")
+
+
+def render_dark_background(digit, rng):
+    """Chalk on a blackboard: light, grainy strokes on a dark smudged board."""
+    height, width = canvas_size(rng, 600, 1400)
+    board = np.array(rng.choice([(35, 55, 45), (30, 32, 35), (45, 50, 60)]), np.float32)
+    paper = np.ones((height, width, 3), np.float32) * board
+    paper += (6 * smooth_noise((height, width), 120, rng) + 3 * rng.standard_normal((height, width)))[:, :, None]
+    ink_height = int(min(height, width) * rng.uniform(0.4, 0.75))
+    strokes = natural_strokes(digit, ink_height) if rng.random() < 0.5 else pen_strokes(
+        digit, ink_height, ink_height * rng.uniform(0.06, 0.12), rng)
+    strokes = slant(strokes, rng)
+    grain = np.clip(0.75 + 0.25 * rng.standard_normal(strokes.shape), 0, 1)
+    top, left = place((height, width), strokes.shape, rng, 0.06)
+    chalk = (rng.uniform(215, 245),) * 2 + (rng.uniform(195, 240),)
+    image = composite(paper, strokes * grain, chalk, rng.uniform(0.75, 0.95), top, left)
+    board_image = Image.fromarray(to_uint8(image), "RGB").filter(ImageFilter.GaussianBlur(0.7))
+    return board_image
+
+
+RENDERERS = {
+    "photo": render_photo,
+    "scan": render_scan,
+    "sketch_transparent": render_sketch_transparent,
+    "sketch_white": render_sketch_white,
+    "thin_pen": render_thin_pen,
+    "thick_marker": render_thick_marker,
+    "small": render_small,
+    "off_centre": render_off_centre,
+    "dark_background": render_dark_background,
+}
+
+
+def render(digit: np.ndarray, kind: str, seed: int = 0) -> Image.Image:
+    """One realistic image of ``kind`` from a 28×28 MNIST digit (uint8 0..255 or float 0..1, ink high)."""
+    digit = np.asarray(digit, dtype=np.float32)
+    if digit.max() > 1:
+        digit = digit / 255
+    rng = np.random.default_rng([SEED, KINDS.index(kind), seed])
+    return RENDERERS[kind](digit, rng)
+
+
+def extension(kind: str) -> str:
+    return ".jpg" if kind == "photo" else ".png"
+
+
+def balanced_indices(labels: np.ndarray, per_kind: int, kind: str) -> list[int]:
+    """``per_kind`` MNIST test indices, the same number of each digit, chosen per kind (deterministic)."""
+    rng = np.random.default_rng([SEED, KINDS.index(kind), 999])
+    chosen = []
+    for digit in range(10):
+        candidates = np.flatnonzero(labels == digit)
+        count = per_kind // 10 + (1 if digit < per_kind % 10 else 0)
+        chosen += rng.choice(candidates, size=count, replace=False).tolist()
+    return chosen
+
+
+def generate(output: Path, data_root: Path, per_kind: int, kinds) -> None:
+    images, labels = mnist.load(data_root, train=False)
+    images, labels = images.numpy(), labels.numpy()
+    for kind in kinds:
+        for index in balanced_indices(labels, per_kind, kind):
+            folder = output / kind / str(labels[index])
+            folder.mkdir(parents=True, exist_ok=True)
+            image = render(images[index], kind, seed=index)
+            path = folder / f"{index}{extension(kind)}"
+            if kind == "photo":
+                image.save(path, quality=95)
+            else:
+                image.save(path, compress_level=1)
+        print(f"{kind}: {per_kind} images in {output / kind}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="folder holding MNIST/raw")
+    parser.add_argument("--per-kind", type=int, default=300, help="images per kind (balanced over the 10 digits)")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    arguments = parser.parse_args()
+    generate(arguments.output, arguments.data_root, arguments.per_kind, arguments.kinds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,458 @@
+"""Any real image of a handwritten digit → the 28×28 input the model expects (MNIST's own normalisation).
+
+The pipeline, one function per step:
+
+* :func:`load_image` — read a path, bytes, PIL image or numpy array; apply EXIF orientation;
+  refuse empty, corrupt, non-image and oversized inputs with a clear :class:`InvalidImageError`.
+* :func:`ink_map` — where the ink is (float H×W, ink 1, paper 0): ink from the alpha channel of
+  transparent canvases; otherwise grayscale, uneven lighting removed by a robust polynomial fit of
+  the paper, ink polarity decided (dark pen on paper or chalk on a board), noise-aware threshold,
+  ruled lines and specks removed.
+* :func:`to_model_input` — crop to the ink, normalise the stroke width, fit the longer side in
+  20 px keeping the aspect ratio (anti-aliased) and centre the centre of mass in 28×28, as MNIST does.
+* :func:`preprocess` — all of the above on a downscaled working copy (for speed), plus the ink box
+  in source pixels.
+"""
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage as ndi
+
+MAX_PIXELS = 40_000_000  # larger images are refused (a 12 Mpx phone photo is fine)
+MAX_FILE_BYTES = 64 * 1024 * 1024
+WORKING_MAX_SIDE = 640  # ink is found on a copy no larger than this...
+WORKING_MIN_SIDE = 128  # ...and no smaller than this (tiny images are upscaled first)
+
+MNIST_BOX = 20  # MNIST fits the digit's longer side in 20 px...
+MNIST_SIDE = 28  # ...and centres its centre of mass in a 28×28 image
+MNIST_CENTRE = 14.0  # centre of mass of MNIST digits, in pixel indices (measured on the test set)
+STROKE_WIDTH = 2.6  # median MNIST stroke width in pixels of the 20-px box
+THIN_STROKE, FAT_STROKE = 1.9, 4.4  # strokes outside this range are re-stroked towards STROKE_WIDTH
+CROP_WORKING_SIDE = 160  # the ink crop is resampled to about this size for stroke-width work
+
+
+class InvalidImageError(ValueError):
+    """The input is not a usable image (not an image, empty, corrupt or too large); the message says why."""
+
+
+class BlankImageError(InvalidImageError):
+    """The image is readable but holds no ink."""
+
+
+@dataclass
+class Preprocessed:
+    """The model input and where the ink was found."""
+
+    model_input: np.ndarray  # 28×28 float32 in [0, 1], ink high
+    ink_box: tuple[int, int, int, int]  # left, top, right, bottom in source pixels (right/bottom exclusive)
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open ``source`` (path, bytes, PIL image, or uint8 array H×W / H×W×3 / H×W×4) as an upright image.
+
+    The result is in mode ``L``, ``LA``, ``RGB`` or ``RGBA`` (alpha is kept: transparent canvases
+    carry the ink there). Raises :class:`InvalidImageError` with a message meant for the user.
+    """
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        image = _image_from_array(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        image = _open_bytes(bytes(source), "The data")
+    elif isinstance(source, (str, Path)):
+        image = _open_bytes(_read_file(Path(source)), f"The file {Path(source).name!r}")
+    else:
+        raise InvalidImageError(
+            f"Cannot read an image from a {type(source).__name__}; give a file path, bytes, a PIL image or a numpy array."
+        )
+    _check_size(image.width, image.height, max_pixels)
+    try:
+        image.load()
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)  # animated GIF / multi-page TIFF: the first frame
+        image = ImageOps.exif_transpose(image) or image
+        return _normalise_mode(image)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise InvalidImageError(f"The image is corrupt or truncated and cannot be decoded ({error}).") from error
+
+
+def _read_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise InvalidImageError(f"No image file at {str(path)!r}.")
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidImageError(f"The file {path.name!r} is empty (0 bytes), so it holds no image.")
+    if size > MAX_FILE_BYTES:
+        raise InvalidImageError(
+            f"The file {path.name!r} is too large ({size / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB)."
+        )
+    return path.read_bytes()
+
+
+def _open_bytes(data: bytes, what: str) -> Image.Image:
+    if not data:
+        raise InvalidImageError(f"{what} is empty (0 bytes), so it holds no image.")
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidImageError(f"{what} is too large ({len(data) / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB).")
+    try:
+        with warnings.catch_warnings():
+            # PIL warns (and above twice its limit, raises) on decompression bombs; treat both as "too large".
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidImageError(f"{what} is too large to be a photo or drawing of a digit ({error}).") from error
+    except UnidentifiedImageError as error:
+        raise InvalidImageError(f"{what} is not an image in a format we can read (PNG, JPEG, GIF, BMP, TIFF, WebP...).") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise InvalidImageError(f"{what} is corrupt or truncated and cannot be decoded ({error}).") from error
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise InvalidImageError(f"The image has no pixels ({width}×{height}).")
+    if width * height > max_pixels:
+        raise InvalidImageError(
+            f"The image is too large ({width}×{height} = {width * height / 1e6:.0f} megapixels; "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels). Please send a smaller image."
+        )
+
+
+def _image_from_array(array: np.ndarray) -> Image.Image:
+    if array.size == 0:
+        raise InvalidImageError("The image array is empty.")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    modes = {2: "L", 3: {2: "LA", 3: "RGB", 4: "RGBA"}}
+    mode = modes.get(array.ndim)
+    if isinstance(mode, dict):
+        mode = mode.get(array.shape[2])
+    if mode is None:
+        raise InvalidImageError(f"An image array must be H×W, H×W×3 or H×W×4; got shape {array.shape}.")
+    _check_size(array.shape[1], array.shape[0], MAX_PIXELS)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype != np.uint8:
+        if not np.isfinite(array).all():
+            raise InvalidImageError("The image array contains NaN or infinite values.")
+        if array.min() < 0 or array.max() > 255:
+            raise InvalidImageError(f"Image array values must lie in 0..255 (or 0..1 for floats); got {array.min()}..{array.max()}.")
+        scale = 255 if np.issubdtype(array.dtype, np.floating) and array.max() <= 1 else 1
+        array = np.round(array * scale).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(array), mode)
+
+
+def _normalise_mode(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to L, LA, RGB or RGBA."""
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if mode in ("P", "PA"):
+        return image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        values = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if mode.startswith("I;16") or values.max() > 255 else 255.0
+        return Image.fromarray(np.clip(values / top * 255, 0, 255).astype(np.uint8), "L")
+    if mode in ("La",):
+        return image.convert("LA")
+    if mode in ("RGBa",):
+        return image.convert("RGBA")
+    if mode == "1":
+        return image.convert("L")
+    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+# ----------------------------------------------------------------------------------------- ink map
+
+
+def ink_map(image: Image.Image) -> np.ndarray:
+    """Where the ink is: float32 H×W in [0, 1], ink high, paper exactly 0.
+
+    Transparent canvases (mostly transparent pixels) give their ink in the alpha channel. Otherwise the
+    image is turned to grayscale, the paper (with its lighting gradient) is fitted and removed, the
+    polarity is decided from which tail of the residual is heavier (dark ink on light paper, or light
+    chalk on a dark board), and a noise-aware threshold keeps the strokes. Long thin ruled lines and
+    isolated specks are removed.
+    """
+    luminance, alpha = _luminance_and_alpha(image)
+    if alpha is not None and np.mean(alpha < 0.5) > 0.5:
+        signal, noise = alpha, 0.0  # a transparent canvas: the strokes are the opaque pixels
+    else:
+        if alpha is not None:  # mostly opaque with transparent holes: fill them with the paper colour
+            paper = np.median(luminance[alpha >= 0.5])
+            luminance = luminance * alpha + paper * (1 - alpha)
+        signal, noise = _ink_signal(luminance)
+    mask, level = _threshold(signal, noise)
+    mask = _remove_ruled_lines(mask)
+    mask = _remove_specks(mask)
+    if not mask.any():
+        return np.zeros(signal.shape, np.float32)
+    keep = ndi.binary_dilation(mask, iterations=1)  # keep the anti-aliased edge of every stroke
+    return np.where(keep, np.clip(signal / level, 0, 1), 0).astype(np.float32)
+
+
+def _luminance_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    image = _normalise_mode(image)
+    alpha = None
+    if image.mode in ("LA", "RGBA"):
+        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255
+        if alpha.min() > 0.98:
+            alpha = None
+    luminance = np.asarray(image.convert("L"), dtype=np.float32) / 255
+    return luminance, alpha
+
+
+def _ink_signal(luminance: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ink strength (paper 0) and the noise level, with the lighting removed and the polarity decided."""
+    residual = luminance - _paper_background(luminance)
+    sample = residual[::2, ::2]  # a quarter of the pixels is plenty for the noise level
+    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    floor = 3 * noise + 0.02
+    dark = np.clip(-residual - floor, 0, None).sum()
+    light = np.clip(residual - floor, 0, None).sum()
+    signal = -residual if dark >= light else residual
+    return np.clip(signal, 0, None), noise
+
+
+def _paper_background(luminance: np.ndarray, thumb_side: int = 48, degree: int = 2) -> np.ndarray:
+    """The paper's brightness everywhere: a polynomial surface fitted robustly (ink is left out as outliers)."""
+    height, width = luminance.shape
+    thumb = np.asarray(
+        Image.fromarray(luminance).resize(_fit(width, height, thumb_side), Image.Resampling.BOX), dtype=np.float32
+    )
+    ty, tx = np.mgrid[0 : thumb.shape[0], 0 : thumb.shape[1]]
+    terms = _poly_terms((tx + 0.5) / thumb.shape[1] * 2 - 1, (ty + 0.5) / thumb.shape[0] * 2 - 1, degree)
+    design = np.stack([t.ravel() for t in terms], axis=1)
+    values = thumb.ravel()
+    spread = 1.4826 * np.median(np.abs(values - np.median(values))) + 0.01
+    inliers = np.abs(values - np.median(values)) < 2.5 * spread  # start from a flat paper: ink is left out
+    for _ in range(4):
+        coefficients, *_ = np.linalg.lstsq(design[inliers], values[inliers], rcond=None)
+        residual = values - design @ coefficients
+        spread = 1.4826 * np.median(np.abs(residual[inliers])) + 0.01
+        inliers = np.abs(residual) < 2.5 * spread
+        if inliers.sum() < design.shape[1] * 3:
+            break
+    surface = (design @ coefficients).reshape(thumb.shape).astype(np.float32)
+    return np.asarray(Image.fromarray(surface).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _poly_terms(x, y, degree: int) -> list:
+    return [x**i * y**j for i in range(degree + 1) for j in range(degree + 1 - i)]
+
+
+def _threshold(signal: np.ndarray, noise: float) -> tuple[np.ndarray, float]:
+    """Stroke pixels (boolean) and the ink level that counts as fully inked."""
+    smooth = ndi.gaussian_filter(signal, 1.0)
+    peak = float(smooth.max())
+    smooth_noise = noise / 3  # a σ=1 Gaussian averages about 12 pixels of independent noise
+    if peak < max(0.04, 6 * smooth_noise):
+        return np.zeros(signal.shape, bool), 1.0
+    threshold = max(4 * smooth_noise, 0.4 * peak, 0.02)
+    mask = smooth > threshold
+    level = float(np.median(signal[mask])) if mask.any() else 1.0
+    return mask, max(level, 1e-3)
+
+
+def _remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
+    """Remove long thin horizontal and vertical lines (ruled or squared paper, margins)."""
+    mask = _remove_horizontal_lines(mask)
+    return _remove_horizontal_lines(mask.T).T
+
+
+def _remove_horizontal_lines(mask: np.ndarray) -> np.ndarray:
+    height, width = mask.shape
+    line_rows = mask.mean(axis=1) > 0.5
+    if not line_rows.any() or line_rows.all():
+        return mask
+    bands, count = ndi.label(line_rows)
+    max_thickness = max(3, math.ceil(0.02 * height))
+    rows = [np.flatnonzero(bands == band) for band in range(1, count + 1)]
+    rows = [band for band in rows if len(band) <= max_thickness]
+    if not rows:
+        return mask
+    others = mask.copy()
+    for band in rows:
+        others[band] = False
+    columns = np.flatnonzero(others.any(axis=0))
+    if columns.size and columns[-1] - columns[0] + 1 > 0.6 * width:
+        return mask  # the "line" is as wide as the rest of the ink: a stroke of a tightly cropped digit
+    cleaned = others
+    for band in rows:
+        above = mask[max(band[0] - 2, 0) : band[0]].any(axis=0)
+        below = mask[band[-1] + 1 : band[-1] + 3].any(axis=0)
+        crossing = above & below  # strokes crossing the line keep their pixels on it
+        cleaned[band] = mask[band] & crossing
+    return cleaned
+
+
+def _remove_specks(mask: np.ndarray) -> np.ndarray:
+    """Drop small blobs: dust, noise, bits of texture. Parts near the main stroke may be small; far ones may not."""
+    labels, count = ndi.label(mask, structure=np.ones((3, 3)))
+    if count <= 1:
+        return mask
+    areas = np.bincount(labels.ravel())[1:]
+    main = int(areas.argmax())
+    boxes = ndi.find_objects(labels)
+    top, bottom = boxes[main][0].start, boxes[main][0].stop
+    left, right = boxes[main][1].start, boxes[main][1].stop
+    margin_y, margin_x = 0.3 * (bottom - top) + 2, 0.3 * (right - left) + 2
+    keep = np.zeros(count + 1, bool)
+    for index, (area, box) in enumerate(zip(areas, boxes), start=1):
+        near = (
+            box[0].stop > top - margin_y and box[0].start < bottom + margin_y
+            and box[1].stop > left - margin_x and box[1].start < right + margin_x
+        )
+        keep[index] = area >= 0.15 * areas[main] or (near and area >= 0.02 * areas[main])
+    return keep[labels]
+
+
+# ------------------------------------------------------------------------------------- model input
+
+
+def ink_bounding_box(ink: np.ndarray, level: float = 0.05) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the pixels above ``level`` (right/bottom exclusive), or None."""
+    rows = np.flatnonzero((ink > level).any(axis=1))
+    if rows.size == 0:
+        return None
+    columns = np.flatnonzero((ink > level).any(axis=0))
+    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
+
+
+def to_model_input(ink: np.ndarray) -> np.ndarray:
+    """An ink map → the 28×28 MNIST-style input (float32 in [0, 1]).
+
+    Crops to the ink, brings the stroke width towards MNIST's, fits the longer side in 20 px keeping
+    the aspect ratio (anti-aliased) and puts the centre of mass at MNIST's. Raises
+    :class:`BlankImageError` when there is no ink.
+    """
+    ink = np.asarray(ink, dtype=np.float32)
+    box = ink_bounding_box(ink)
+    if box is None or ink.sum() < 1.0:
+        raise BlankImageError("No ink found: the image looks empty. Write or draw a digit with clear contrast.")
+    left, top, right, bottom = box
+    crop = _resample_crop(ink[top:bottom, left:right])
+    crop = _normalise_stroke_width(crop)
+    patch = _fit_in_box(crop, MNIST_BOX)
+    return _centre_by_mass(patch)
+
+
+def _resample_crop(crop: np.ndarray) -> np.ndarray:
+    """Bring the crop's longer side to about CROP_WORKING_SIDE: block maximum when larger (keeps thin strokes),
+    bilinear when smaller."""
+    long_side = max(crop.shape)
+    if long_side > 2 * CROP_WORKING_SIDE:
+        factor = long_side // CROP_WORKING_SIDE
+        pad = [(0, -n % factor) for n in crop.shape]
+        padded = np.pad(crop, pad)
+        return padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor).max(axis=(1, 3))
+    if long_side < CROP_WORKING_SIDE:
+        scale = CROP_WORKING_SIDE / long_side
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        padded = np.pad(crop, 1)  # so the edges fade out instead of being stretched
+        resized = Image.fromarray(padded).resize(
+            (size[0] + 2 * round(scale), size[1] + 2 * round(scale)), Image.Resampling.BILINEAR
+        )
+        return np.clip(np.asarray(resized, dtype=np.float32), 0, 1)
+    return crop
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels of a boolean stroke mask (twice the area over the boundary length)."""
+    boundary = mask & ~ndi.binary_erosion(mask)
+    return 2.0 * mask.sum() / max(int(boundary.sum()), 1)
+
+
+def _normalise_stroke_width(crop: np.ndarray) -> np.ndarray:
+    """Thicken hair-thin pen strokes and thin fat marker strokes towards MNIST's width (relative to the digit size)."""
+    mask = crop > 0.5
+    if mask.sum() < 4:
+        return crop
+    box = ink_bounding_box(crop, 0.5)
+    pixels_per_mnist_pixel = max(box[2] - box[0], box[3] - box[1]) / MNIST_BOX
+    width = stroke_width(mask) / pixels_per_mnist_pixel
+    if width < THIN_STROKE:
+        radius = (STROKE_WIDTH - width) / 2 * pixels_per_mnist_pixel
+        grown = ndi.distance_transform_edt(~mask) <= radius
+        return np.maximum(crop, grown.astype(np.float32))
+    if width > FAT_STROKE:
+        radius = (width - STROKE_WIDTH) / 2 * pixels_per_mnist_pixel
+        distance = ndi.distance_transform_edt(mask)
+        shrunk = distance > radius
+        if shrunk.sum() < 0.25 * mask.sum():  # would erase whole strokes: thin less
+            shrunk = distance > radius / 2
+        return np.where(shrunk, 1.0, 0.0).astype(np.float32)
+    return crop
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is ``side``, at least 1 px each."""
+    scale = side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _fit_in_box(crop: np.ndarray, side: int) -> np.ndarray:
+    box = ink_bounding_box(crop)
+    if box is None:
+        raise BlankImageError("No ink found: the image looks empty. Write or draw a digit with clear contrast.")
+    crop = crop[box[1] : box[3], box[0] : box[2]]
+    size = _fit(crop.shape[1], crop.shape[0], side)
+    resized = Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS)  # anti-aliased, as MNIST
+    return np.clip(np.asarray(resized, dtype=np.float32), 0, 1)
+
+
+def _centre_by_mass(patch: np.ndarray) -> np.ndarray:
+    """Place ``patch`` in a 28×28 image with its centre of mass at MNIST's (integer shift, as MNIST)."""
+    height, width = patch.shape
+    if patch.sum() <= 0:
+        raise BlankImageError("No ink found: the image looks empty. Write or draw a digit with clear contrast.")
+    centre_y, centre_x = ndi.center_of_mass(patch)
+    top = int(np.clip(round(MNIST_CENTRE - centre_y), 0, MNIST_SIDE - height))
+    left = int(np.clip(round(MNIST_CENTRE - centre_x), 0, MNIST_SIDE - width))
+    output = np.zeros((MNIST_SIDE, MNIST_SIDE), np.float32)
+    output[top : top + height, left : left + width] = patch
+    return output
+
+
+# ---------------------------------------------------------------------------------------- pipeline
+
+
+def working_copy(image: Image.Image) -> tuple[Image.Image, tuple[float, float]]:
+    """``image`` resized so its longer side is within [WORKING_MIN_SIDE, WORKING_MAX_SIDE]; and the (x, y) scale."""
+    long_side = max(image.size)
+    if WORKING_MIN_SIDE <= long_side <= WORKING_MAX_SIDE:
+        return image, (1.0, 1.0)
+    size = _fit(*image.size, WORKING_MAX_SIDE if long_side > WORKING_MAX_SIDE else WORKING_MIN_SIDE)
+    scale = (size[0] / image.width, size[1] / image.height)
+    if long_side < WORKING_MIN_SIDE:
+        return image.resize(size, Image.Resampling.BICUBIC), scale
+    factor = long_side // WORKING_MAX_SIDE
+    if factor >= 2:  # a fast integer box reduction first, then the exact size
+        image = image.reduce(factor)
+    return image.resize(size, Image.Resampling.BOX), scale
+
+
+def preprocess(source) -> Preprocessed:
+    """``source`` (anything :func:`load_image` takes) → the model input and the ink box in source pixels."""
+    image = load_image(source)
+    working, (scale_x, scale_y) = working_copy(image)
+    ink = ink_map(working)
+    box = ink_bounding_box(ink)
+    if box is None:
+        raise BlankImageError("No ink found: the image looks empty. Write or draw a digit with clear contrast.")
+    model_input = to_model_input(ink)
+    left, top, right, bottom = box
+    ink_box = (
+        max(0, math.floor(left / scale_x)), max(0, math.floor(top / scale_y)),
+        min(image.width, math.ceil(right / scale_x)), min(image.height, math.ceil(bottom / scale_y)),
+    )
+    return Preprocessed(model_input, ink_box)

@@ -1,0 +1,215 @@
+"""Preprocessing: every kind of real input becomes an MNIST-like 28×28 that the model reads right;
+bad input gets a clear InvalidImageError."""
+from __future__ import annotations
+
+import io
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage as ndi
+
+from hdr.preprocess import (
+    BlankImageError,
+    InvalidImageError,
+    load_image,
+    preprocess,
+    stroke_width,
+    to_model_input,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from realistic_set import KINDS, render  # noqa: E402
+
+EXAMPLES_PER_KIND = 4
+
+
+def ink_extent(model_input: np.ndarray) -> tuple[int, int]:
+    """(height, width) of the visible ink in a 28×28 input."""
+    rows = np.flatnonzero(model_input.max(axis=1) > 0.1)
+    columns = np.flatnonzero(model_input.max(axis=0) > 0.1)
+    return rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
+
+
+def assert_mnist_like(model_input: np.ndarray) -> None:
+    """What MNIST guarantees: 28×28 in [0, 1], ink high on a 0 background, longer side 20 px, centred by mass."""
+    assert model_input.shape == (28, 28) and model_input.dtype == np.float32
+    assert model_input.min() >= 0 and model_input.max() <= 1
+    assert model_input.max() > 0.9, "the strokes should be fully inked"
+    border = np.concatenate([model_input[:2].ravel(), model_input[-2:].ravel(), model_input[:, :2].ravel(), model_input[:, -2:].ravel()])
+    assert border.mean() < 0.05, "the background must be 0 (right polarity, nothing along the edges)"
+    height, width = ink_extent(model_input)
+    assert 18 <= max(height, width) <= 21, f"longer side {max(height, width)} px, expected to fit 20 px"
+    centre = ndi.center_of_mass(model_input)
+    assert abs(centre[0] - 14) <= 1 and abs(centre[1] - 14) <= 1, f"centre of mass at {centre}"
+    assert 25 < model_input.sum() < 200, f"ink mass {model_input.sum():.0f} is far from MNIST's (45..150)"
+
+
+@pytest.fixture(scope="module")
+def examples(mnist_test) -> dict[str, list[tuple[Image.Image, int]]]:
+    """A few generated images of every kind, from fixed MNIST test digits (different per kind)."""
+    images, labels = mnist_test
+    result = {}
+    for k, kind in enumerate(KINDS):
+        indices = [100 + 37 * k + 11 * i for i in range(EXAMPLES_PER_KIND)]
+        result[kind] = [(render(images[i], kind, seed=int(i)), int(labels[i])) for i in indices]
+    return result
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_becomes_an_mnist_like_input(examples, kind):
+    for image, _ in examples[kind]:
+        assert_mnist_like(preprocess(image).model_input)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_is_read_as_the_right_digit(examples, recognizer, kind):
+    predictions = recognizer.predict_batch([image for image, _ in examples[kind]])
+    assert [p.digit for p in predictions] == [label for _, label in examples[kind]]
+
+
+def test_mnist_digits_pass_through_unchanged(mnist_test):
+    images, _ = mnist_test
+    for image in images[:20]:
+        original = image.astype(np.float32) / 255
+        result = preprocess(image).model_input
+        assert np.abs(result - original).mean() < 0.05
+
+
+def test_mnist_accuracy_is_kept_through_preprocessing(mnist_test, recognizer):
+    images, labels = mnist_test
+    inverted = [255 - image for image in images[:300]]  # dark ink on white, as people write
+    predictions = recognizer.predict_batch(inverted)
+    accuracy = np.mean([p.digit == label for p, label in zip(predictions, labels[:300])])
+    assert accuracy >= 0.98
+
+
+def test_thin_pen_is_thickened_and_fat_marker_thinned(examples):
+    for kind in ("thin_pen", "thick_marker"):
+        for image, _ in examples[kind]:
+            width = stroke_width(preprocess(image).model_input > 0.5)
+            assert 1.8 <= width <= 4.6, f"{kind}: stroke width {width:.1f} px in the 28×28 input"
+
+
+def test_ruled_lines_are_not_taken_for_ink(examples):
+    for image, _ in examples["scan"]:
+        left, top, right, bottom = preprocess(image).ink_box
+        assert right - left < 0.3 * image.width and bottom - top < 0.3 * image.height
+
+
+def test_ink_box_finds_a_digit_in_a_corner(examples):
+    for image, _ in examples["off_centre"]:
+        left, top, right, bottom = preprocess(image).ink_box
+        assert right - left < 0.25 * image.width and bottom - top < 0.25 * image.height
+        centre_x, centre_y = (left + right) / 2 / image.width, (top + bottom) / 2 / image.height
+        assert abs(centre_x - 0.5) > 0.2 and abs(centre_y - 0.5) > 0.2, "the box should be near a corner"
+        crop = np.asarray(image.convert("L").crop((left, top, right, bottom)))
+        assert crop.min() < 120, "the box should hold the dark ink"
+
+
+def test_exif_rotated_jpeg_is_turned_upright(examples, recognizer):
+    upright, label = examples["sketch_white"][0]
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # how a phone held sideways stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", quality=92, exif=exif)
+    loaded = load_image(buffer.getvalue())
+    assert loaded.size == upright.size
+    assert np.abs(preprocess(buffer.getvalue()).model_input - preprocess(upright).model_input).mean() < 0.03
+    assert recognizer.predict(buffer.getvalue()).digit == label
+
+
+def test_transparent_canvas_ink_comes_from_alpha(examples, recognizer):
+    image, label = examples["sketch_transparent"][0]
+    rgba = np.asarray(image)
+    assert rgba[:, :, :3].max() == 0 and image.mode == "RGBA"  # Gradio's sketchpad layer: colour is all black
+    assert_mnist_like(preprocess(rgba).model_input)
+    white_rgb = rgba.copy()
+    white_rgb[:, :, :3] = 255 - rgba[:, :, 3:]  # a transparent PNG with black strokes and white hidden pixels
+    assert recognizer.predict(white_rgb).digit == label
+    assert recognizer.predict(rgba).digit == label
+
+
+def test_arrays_of_every_layout_are_accepted(examples):
+    image, _ = examples["sketch_white"][0]
+    rgb = np.asarray(image.convert("RGB"))
+    reference = preprocess(rgb).model_input
+    for array in (rgb[:, :, 0], rgb[:, :, :1], np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), rgb / 255.0):
+        assert np.abs(preprocess(array).model_input - reference).max() < 0.02
+
+
+@pytest.mark.parametrize("blank", [
+    Image.new("RGBA", (600, 600), (0, 0, 0, 0)),
+    Image.new("RGB", (500, 400), "white"),
+    Image.fromarray(np.clip(np.random.default_rng(0).normal(200, 4, (800, 600)), 0, 255).astype(np.uint8)),
+    Image.fromarray(np.linspace(90, 230, 900, dtype=np.float32).astype(np.uint8)[None, :].repeat(700, 0)),
+], ids=["transparent", "white", "noisy-paper", "gradient"])
+def test_empty_canvas_is_blank(blank):
+    with pytest.raises(BlankImageError, match="No ink"):
+        preprocess(blank)
+
+
+def test_to_model_input_keeps_the_aspect_ratio():
+    ink = np.zeros((300, 400), np.float32)
+    ink[100:140, 50:150] = 1.0  # a 100×40 bar
+    height, width = ink_extent(to_model_input(ink))
+    assert width == 20 and 7 <= height <= 10
+
+
+def test_to_model_input_refuses_an_empty_map():
+    with pytest.raises(BlankImageError):
+        to_model_input(np.zeros((50, 50), np.float32))
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A valid PNG header claiming ``width``×``height`` pixels, without the pixels."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0" * 100)) + png_chunk(b"IEND", b"")
+
+
+def test_a_30000_pixel_square_image_is_refused_without_decoding(tmp_path):
+    path = tmp_path / "huge.png"
+    path.write_bytes(huge_png(30000, 30000))
+    with pytest.raises(InvalidImageError, match="too large"):
+        preprocess(path)
+    with pytest.raises(InvalidImageError, match="too large"):
+        preprocess(huge_png(8000, 6000))  # 48 Mpx: under PIL's own guard, over ours
+
+
+def test_non_image_bytes_are_refused():
+    with pytest.raises(InvalidImageError, match="not an image"):
+        preprocess(b"%PDF-1.4 this is a document, not a picture")
+
+
+def test_truncated_png_is_refused(examples):
+    buffer = io.BytesIO()
+    examples["sketch_white"][0][0].save(buffer, "PNG")
+    with pytest.raises(InvalidImageError, match="corrupt or truncated"):
+        preprocess(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+def test_empty_and_missing_files_are_refused(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(InvalidImageError, match="empty"):
+        preprocess(empty)
+    with pytest.raises(InvalidImageError, match="No image file"):
+        preprocess(tmp_path / "missing.png")
+
+
+def test_arrays_of_unusable_shape_or_values_are_refused():
+    with pytest.raises(InvalidImageError, match="H×W"):
+        preprocess(np.zeros((10, 10, 5), np.uint8))
+    with pytest.raises(InvalidImageError, match="0..255"):
+        preprocess(np.full((10, 10), 1000.0))
+    with pytest.raises(InvalidImageError, match="Cannot read"):
+        preprocess(12345)

@@ -1,0 +1,60 @@
+"""The realistic set generator and its benchmark, run for real on a small set."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+from realistic_set import generate, render  # noqa: E402
+
+
+def test_rendering_is_deterministic(mnist_test):
+    images, _ = mnist_test
+    first = np.asarray(render(images[0], "sketch_white", seed=5))
+    again = np.asarray(render(images[0], "sketch_white", seed=5))
+    other = np.asarray(render(images[0], "sketch_white", seed=6))
+    assert np.array_equal(first, again)
+    assert first.shape != other.shape or not np.array_equal(first, other)
+
+
+def test_sketchpad_layer_looks_like_gradios(mnist_test):
+    images, _ = mnist_test
+    layer = render(images[0], "sketch_transparent", seed=1)
+    pixels = np.asarray(layer)
+    assert layer.mode == "RGBA" and 400 <= max(layer.size) <= 800
+    assert pixels[:, :, :3].max() == 0, "colour channels are all 0; the strokes live in alpha"
+    assert 0.01 < (pixels[:, :, 3] > 128).mean() < 0.3
+
+
+def test_generate_writes_a_balanced_image_folder(tmp_path, data_root):
+    generate(tmp_path, data_root, per_kind=20, kinds=["small", "sketch_transparent"])
+    for kind in ("small", "sketch_transparent"):
+        files = sorted((tmp_path / kind).glob("*/*.png"))
+        assert len(files) == 20
+        assert sorted({f.parent.name for f in files}) == [str(d) for d in range(10)]
+        assert all(len(list((tmp_path / kind / str(d)).iterdir())) == 2 for d in range(10))
+        with Image.open(files[0]) as image:
+            assert image.mode == ("RGBA" if kind == "sketch_transparent" else "L")
+
+
+def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
+    output = tmp_path / "realistic.json"
+    command = [sys.executable, str(REPO / "bench" / "bench_realistic.py"), "--data", str(tmp_path / "set"),
+               "--data-root", str(data_root), "--per-kind", "20", "--kinds", "sketch_transparent", "small",
+               "--non-digits-per-shape", "2", "--output", str(output)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert "sketch_transparent" in run.stdout and "Not a digit" in run.stdout
+    report = json.loads(output.read_text())
+    transparent = report["kinds"]["sketch_transparent"]
+    assert transparent["n"] == 20
+    assert transparent["hdr_accuracy"] >= 0.9
+    assert transparent["naive_accuracy"] <= 0.3, "a naive grayscale of a transparent layer is all black"
+    assert report["kinds"]["small"]["hdr_accuracy"] >= 0.9
+    assert 0 <= report["non_digits"]["flagged_rate"] <= 1 and report["non_digits"]["n"] >= 12
