@@ -176,6 +176,13 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
+    def _writer(self) -> bool:
+        """Writes need a token, as on the Hub; answers 401 and returns False without one."""
+        if self.headers.get("Authorization"):
+            return True
+        self._json(401, {"error": "Invalid credentials in Authorization header"})
+        return False
+
     def _commit(self, repo: Repo, revision: str) -> str | None:
         commit = repo.resolve(revision)
         if commit is None:
@@ -190,6 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"type": "user", "name": USER, "auth": {"type": "access_token"}})
 
     def create_repo(self, body):
+        if not self._writer():
+            return
         payload = json.loads(body)
         repo_id = f"{payload.get('organization') or USER}/{payload['name']}"
         if repo_id in self.hub.repos:
@@ -217,6 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"errors": [], "warnings": []})
 
     def preupload(self, body, repo_id, revision):
+        if not self._writer():
+            return
         if (repo := self._repo(repo_id)) is None or (commit := self._commit(repo, revision)) is None:
             return
         tree = repo.commits[commit]
@@ -228,6 +239,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"files": files, "commitOid": commit})
 
     def commit(self, body, repo_id, revision):
+        if not self._writer():
+            return
         if (repo := self._repo(repo_id)) is None:
             return
         if revision not in repo.branches:
@@ -246,6 +259,8 @@ class _Handler(BaseHTTPRequestHandler):
                          "success": True})
 
     def create_branch(self, body, repo_id, branch):
+        if not self._writer():
+            return
         if (repo := self._repo(repo_id)) is None:
             return
         if branch in repo.branches:
@@ -257,6 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {})
 
     def delete_branch(self, body, repo_id, branch):
+        if not self._writer():
+            return
         if (repo := self._repo(repo_id)) is None:
             return
         if repo.branches.pop(branch, None) is None:
@@ -264,6 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {})
 
     def create_tag(self, body, repo_id, revision):
+        if not self._writer():
+            return
         if (repo := self._repo(repo_id)) is None or (commit := self._commit(repo, revision)) is None:
             return
         tag = json.loads(body)["tag"]

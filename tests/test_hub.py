@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hdr.hub import SHIPPED_MODEL, ModelLoadError, load_folder, load_model, push_model
+from hdr.hub import SHIPPED_MODEL, ModelLoadError, load_folder, load_model, push_error_message, push_model
 from hdr.model import DigitNet
 from tests.conftest import REPO
 from tests.hub_server import HubServer
@@ -241,6 +241,19 @@ def test_push_refuses_incomplete_or_broken_folders_before_touching_the_hub(hub, 
     with pytest.raises(ModelLoadError, match=r"model\.safetensors is not a readable safetensors file"):
         push_model(broken, REPO_ID)
     assert hub.requests == []
+
+
+def test_push_without_token_or_hub_fails_with_a_clear_message(hub, tmp_path, monkeypatch):
+    folder = model_folder(tmp_path / "model", seed=1)
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(Exception) as refused:
+        push_model(folder, REPO_ID)
+    assert push_error_message(refused.value).startswith(
+        f"the hub at {hub.url} refused the push with HTTP 401 (check HF_TOKEN")
+    hub.stop()
+    with pytest.raises(Exception) as unreachable:
+        push_model(folder, REPO_ID)
+    assert push_error_message(unreachable.value).startswith(f"cannot reach the hub at {hub.url} (ConnectError")
 
 
 def test_push_command_line(hub, tmp_path):
