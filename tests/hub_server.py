@@ -5,9 +5,9 @@ It speaks the part of the Hub HTTP API that ``huggingface_hub`` uses to push and
 neither LFS nor Xet is involved), NDJSON commits with base64 file contents, and ``HEAD``/``GET``
 ``/{repo}/resolve/{revision}/{path}`` with the ``X-Repo-Commit``/``ETag``/``Content-Length`` headers.
 
-Outages are simulated with :meth:`HubServer.stop` (nothing listens any more: "down") and
-``server.mode = "hanging"`` (connections are accepted but never answered); :meth:`HubServer.corrupt`
-damages a stored file. Storage is in memory.
+Outages are simulated with :meth:`HubServer.stop` (nothing listens any more: "down"),
+``server.mode = "hanging"`` (connections are accepted but never answered) and ``server.mode = "failing"``
+(every request gets HTTP 503); :meth:`HubServer.corrupt` damages a stored file. Storage is in memory.
 """
 from __future__ import annotations
 
@@ -139,6 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
             hub._release.wait()
             self.close_connection = True
             return
+        if hub.mode == "failing":
+            return self._json(503, {"error": "Service Unavailable"})
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         for route_method, pattern, handler in _ROUTES:

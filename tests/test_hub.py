@@ -134,6 +134,19 @@ def test_hub_down_with_a_warm_cache_serves_the_cached_copy(hub, tmp_path):
     assert torch.equal(probabilities(net), probabilities(load_folder(tmp_path / "a")))
 
 
+def test_failing_hub_serves_the_cached_copy(hub, tmp_path):
+    cache = fresh_cache(tmp_path)
+    commit = push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
+    load_model(REPO_ID, cache_dir=cache)
+    hub.mode = "failing"
+
+    started = time.perf_counter()
+    _, source = load_model(REPO_ID, cache_dir=cache)
+
+    assert time.perf_counter() - started < 3
+    assert source.commit == commit and source.note == "hub unreachable (HTTP 503), serving the cached copy"
+
+
 @needs_shipped_model
 def test_hanging_hub_falls_back_within_the_timeout(hub, tmp_path):
     commit = push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
