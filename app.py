@@ -21,6 +21,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -31,6 +32,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from hdr import BlankImageError, InvalidImageError, Prediction, Recognizer  # noqa: E402
 from hdr.feedback import FeedbackStore  # noqa: E402
 from hdr.preprocess import load_image, preprocess  # noqa: E402
+from hdr.reader import Reading, draw_reading  # noqa: E402
 from hdr.saliency import integrated_gradients, overlay, upscale  # noqa: E402
 
 log = logging.getLogger("hdr.app")
@@ -39,11 +41,14 @@ MAX_FILE_SIZE = "20mb"
 MAX_BATCH_SIZE = 16  # requests of concurrent users that share one model call
 MAX_BATCH_FILES = 500  # files read per batch request; the rest are reported as skipped
 CANVAS_SIZE = (360, 360)
+NUMBER_CANVAS_SIZE = (720, 240)
 BRUSH_RADIUS = 12  # px on the canvas; a digit drawn across most of it gets MNIST-like stroke widths
 PREVIEW_SIZE = 480
 DRAW_FIRST = "Please draw a digit first."
 UPLOAD_FIRST = "Please upload an image first."
+SMALL_IMAGE = dict(interactive=False, format="png", height=270, min_width=140)  # 28×28 inputs shown 224 px
 BATCH_COLUMNS = ["file", "digit", "confidence", "unsure", "message"]
+DIGIT_COLUMNS = ["position", "digit", "confidence", "alternatives", "box (left, top, right, bottom)"]
 
 
 @dataclass
@@ -72,13 +77,35 @@ def describe(prediction: Prediction) -> str:
             f"Best guesses: {guesses}. Try one digit, large and centred.")
 
 
-def sketch_image(sketch: Image.Image | dict | None) -> Image.Image | None:
-    """Flatten the drawn layers of a sketchpad value into one RGBA image; None when nothing was drawn.
+def decode_sketch(payload: dict | None, sketchpad: gr.Sketchpad) -> Image.Image | Analysis | None:
+    """The drawing in a raw sketchpad payload, or an Analysis explaining why it cannot be read.
+
+    Events receive sketchpad values unprocessed (``preprocess=False``) and decode them here, one by
+    one, so that a bad payload spoils only its own answer in a batch. A payload with an ``id`` comes
+    from the browser, which uploaded the strokes to ``sketchpad`` ahead of the event; layer files
+    (API clients) are read with the same checks as uploaded images.
+    """
+    if payload is None:
+        return None
+    try:
+        if payload.get("id"):
+            layers = sketchpad.preprocess(EditorData.model_validate(payload))["layers"]
+        else:
+            layers = [load_image(layer["path"]) for layer in payload.get("layers") or [] if layer]
+    except InvalidImageError as error:
+        return Analysis(f"The drawing could not be read: {error}")
+    except Exception:  # a malformed payload must not fail the other requests of the batch
+        log.exception("could not decode a sketchpad payload")
+        return Analysis("The drawing could not be read; please draw again.")
+    return flatten_layers(layers)
+
+
+def flatten_layers(layers: list[Image.Image]) -> Image.Image | None:
+    """The drawn layers of a sketchpad stacked into one RGBA image; None when nothing was drawn.
 
     The strokes live in the alpha channel of the layers; the background and composite are ignored
     because their colour depends on the browser's light or dark theme.
     """
-    layers = [layer for layer in (sketch or {}).get("layers") or [] if layer is not None]
     if not layers:
         return None
     canvas = Image.new("RGBA", layers[0].size, (0, 0, 0, 0))
@@ -93,10 +120,9 @@ def sketch_image(sketch: Image.Image | dict | None) -> Image.Image | None:
 class DigitApp:
     """The app's behaviour, shared by the UI and the API: reading images, explaining, feedback."""
 
-    def __init__(self, recognizer: Recognizer, feedback: FeedbackStore, sketchpad: gr.Sketchpad | None = None):
+    def __init__(self, recognizer: Recognizer, feedback: FeedbackStore):
         self.recognizer = recognizer
         self.feedback = feedback
-        self.sketchpad = sketchpad  # decodes the sketchpad payloads the events receive unprocessed
 
     # ----- core -------------------------------------------------------------------------------
     def analyse(self, sources: list, missing: str = UPLOAD_FIRST, blank: str | None = None) -> list[Analysis]:
@@ -139,19 +165,46 @@ class DigitApp:
             analysis.message = describe(prediction)
         return results
 
-    def analyse_sketches(self, payloads: list[dict | None]) -> list[Analysis]:
-        """:meth:`analyse` for raw sketchpad payloads."""
-        return self.analyse([self.decode_sketch(payload) for payload in payloads], missing=DRAW_FIRST, blank=DRAW_FIRST)
+    def read_numbers(self, sources: list, missing: str = UPLOAD_FIRST) -> list[tuple[Image.Image | None, Reading | str]]:
+        """Read a whole number from each source: (image as loaded, Reading) or (image or None, message).
 
-    def decode_sketch(self, payload: dict | None) -> Image.Image | Analysis | None:
-        """The drawing in a raw sketchpad payload, or an Analysis explaining why it cannot be read."""
-        if payload is None:
-            return None
+        All readable images go through the reader together; if one of them makes it fail (say it
+        holds no ink), they are read one by one so each keeps its own answer.
+        """
+        loaded: list[Image.Image | str] = []
+        for source in sources:
+            if isinstance(source, Analysis):
+                loaded.append(source.message)
+            elif source is None:
+                loaded.append(missing)
+            else:
+                try:
+                    loaded.append(load_image(source))
+                except InvalidImageError as error:
+                    loaded.append(str(error))
+                except Exception:  # an unforeseen file must not fail the whole batch
+                    log.exception("could not load %r", source)
+                    loaded.append("Sorry, this image could not be read.")
+        images = [item for item in loaded if isinstance(item, Image.Image)]
         try:
-            return sketch_image(self.sketchpad.preprocess(EditorData.model_validate(payload)))
-        except Exception:  # e.g. a corrupt layer file sent through the API
-            log.exception("could not decode a sketchpad payload")
-            return Analysis("The drawing could not be read; please draw again.")
+            readings = iter(self.recognizer.read_batch(images))
+        except Exception:  # e.g. one image without ink: read them one by one
+            readings = iter([self._read_one(image) for image in images])
+        return [(item, next(readings)) if isinstance(item, Image.Image) else (None, item) for item in loaded]
+
+    def _read_one(self, image: Image.Image) -> Reading | str:
+        try:
+            return self.recognizer.read(image)
+        except InvalidImageError as error:
+            return str(error)
+        except Exception:  # keep serving the other requests of the batch
+            log.exception("could not read a number")
+            return "Sorry, this image could not be read."
+
+    def analyse_sketches(self, payloads: list[dict | None], sketchpad: gr.Sketchpad) -> list[Analysis]:
+        """:meth:`analyse` for raw sketchpad payloads."""
+        sources = [decode_sketch(payload, sketchpad) for payload in payloads]
+        return self.analyse(sources, missing=DRAW_FIRST, blank=DRAW_FIRST)
 
     def explain(self, analyses: list[Analysis]) -> tuple[list, list]:
         """The upscaled 28×28 inputs and their saliency overlays (None where there is no prediction)."""
@@ -166,25 +219,32 @@ class DigitApp:
         return seen, heat
 
     # ----- API endpoints (JSON-friendly) ---------------------------------------------------------
-    def api_predict(self, paths: list[str | None]) -> tuple[list[dict]]:
+    # Gradio batches concurrent requests of the single-image endpoints: each parameter then holds a
+    # list with one item per request. Parameter names are the keyword names of the API.
+    def api_predict(self, image: list[str | None]) -> tuple[list[dict]]:
         """Batched /predict: one image file per request → digit, confidence, probabilities, unsure, message."""
-        return ([analysis.to_dict() for analysis in self.analyse(paths)],)
+        return ([analysis.to_dict() for analysis in self.analyse(image)],)
 
-    def api_predict_sketch(self, payloads: list[dict | None]) -> tuple[list[dict]]:
+    def api_predict_sketch(self, sketch: list[dict | None], sketchpad: gr.Sketchpad) -> tuple[list[dict]]:
         """Batched /predict_sketch: one sketchpad value per request → the same dict as /predict."""
-        analyses = self.analyse_sketches(payloads)
+        analyses = self.analyse_sketches(sketch, sketchpad)
         return ([analysis.to_dict() for analysis in analyses],)
 
-    def api_predict_batch(self, paths: list[str] | None) -> list[dict]:
+    def api_predict_batch(self, images: list[str] | None) -> list[dict]:
         """/predict_batch: many files → one row per file (file, digit, confidence, unsure, message)."""
-        paths = list(paths or [])
+        paths = list(images or [])
         analyses = self.analyse(paths[:MAX_BATCH_FILES])
         analyses += [Analysis(f"Skipped: at most {MAX_BATCH_FILES} files per batch.")] * len(paths[MAX_BATCH_FILES:])
         return [{"file": Path(path).name, **analysis.to_dict()} for path, analysis in zip(paths, analyses)]
 
-    def api_feedback(self, path: str | None, correct_digit: float | None) -> dict:
+    def api_read(self, image: list[str | None]) -> tuple[list[dict]]:
+        """Batched /read: one image of a whole number per request → text, digits with boxes, message."""
+        return ([reading_dict(reading) for _, reading in self.read_numbers(image)],)
+
+    def api_feedback(self, image: str | None, correct_digit: float | None) -> dict:
         """/feedback: an image and its right digit → stored in the feedback folder."""
-        return {"message": self.save_feedback(self.analyse([path])[0], correct_digit, "api")}
+        saved, message = self.save_feedback(self.analyse([image])[0], correct_digit, "api")
+        return {"saved": saved, "message": message}
 
     def model_info(self) -> dict:
         """/model_info: which model answers (kind, repo_id, revision, commit, folder, note, description)."""
@@ -194,9 +254,9 @@ class DigitApp:
         return {**info, "description": self.recognizer.source.describe()}
 
     # ----- UI handlers ---------------------------------------------------------------------------
-    def ui_draw(self, payloads: list[dict | None]) -> tuple[list, list, list, list]:
+    def ui_draw(self, payloads: list[dict | None], sketchpad: gr.Sketchpad) -> tuple[list, list, list, list]:
         """Batched Draw tab: label, status, what the model saw, saliency."""
-        analyses = self.analyse_sketches(payloads)
+        analyses = self.analyse_sketches(payloads, sketchpad)
         seen, heat = self.explain(analyses)
         return [label_value(a) for a in analyses], [a.message for a in analyses], seen, heat
 
@@ -206,6 +266,15 @@ class DigitApp:
         seen, heat = self.explain(analyses)
         return ([preview(a) for a in analyses], [label_value(a) for a in analyses],
                 [a.message for a in analyses], seen, heat)
+
+    def ui_number_sketch(self, payloads: list[dict | None], sketchpad: gr.Sketchpad) -> tuple[list, list, list]:
+        """Batched Number tab, drawn: the text, the image with boxes, the table of digits."""
+        sources = [decode_sketch(payload, sketchpad) for payload in payloads]
+        return number_outputs(self.read_numbers(sources, missing=DRAW_FIRST))
+
+    def ui_number_upload(self, paths: list[str | None]) -> tuple[list, list, list]:
+        """Batched Number tab, uploaded: the text, the image with boxes, the table of digits."""
+        return number_outputs(self.read_numbers(paths))
 
     def ui_batch(self, paths: list[str] | None):
         """Batch tab: the table and the CSV + JSON downloads."""
@@ -223,27 +292,27 @@ class DigitApp:
         summary = f"Read {read} of {len(rows)} files; {sure} with a confident answer."
         return table, [str(folder / "predictions.csv"), str(folder / "predictions.json")], summary
 
-    def ui_feedback_draw(self, payload: dict | None, correct_digit: str | None) -> str:
-        analysis = self.analyse_sketches([payload])[0]
-        return self.save_feedback(analysis, correct_digit, "draw")
+    def ui_feedback_draw(self, payload: dict | None, correct_digit: str | None, sketchpad: gr.Sketchpad) -> str:
+        analysis = self.analyse_sketches([payload], sketchpad)[0]
+        return self.save_feedback(analysis, correct_digit, "draw")[1]
 
     def ui_feedback_upload(self, path: str | None, correct_digit: str | None) -> str:
-        return self.save_feedback(self.analyse([path])[0], correct_digit, "upload")
+        return self.save_feedback(self.analyse([path])[0], correct_digit, "upload")[1]
 
-    def save_feedback(self, analysis: Analysis, correct_digit, mode: str) -> str:
-        """Store a correction; return what happened, for people."""
+    def save_feedback(self, analysis: Analysis, correct_digit, mode: str) -> tuple[bool, str]:
+        """Store a correction; return whether it was saved and what happened, for people."""
         if analysis.prediction is None:
-            return f"Nothing to correct yet: {analysis.message}"
+            return False, f"Nothing to correct yet: {analysis.message}"
         try:
             digit = int(correct_digit)
         except (TypeError, ValueError):
             digit = -1
         if digit not in range(10):
-            return "Pick the right digit (0–9) first."
+            return False, "Pick the right digit (0–9) first."
         sample = self.feedback.save(analysis.prediction.model_input, digit, analysis.prediction.to_dict(),
                                     original=analysis.image,
                                     extra={"mode": mode, "model": self.recognizer.source.to_dict()})
-        return f"Thanks! Saved as a {digit} ({sample.name}); it will be used when the model is fine-tuned."
+        return True, f"Thanks! Saved as a {digit} ({sample.name}); it will be used when the model is fine-tuned."
 
 
 def label_value(analysis: Analysis) -> dict | str | None:
@@ -257,16 +326,41 @@ def label_value(analysis: Analysis) -> dict | str | None:
 
 
 def preview(analysis: Analysis) -> Image.Image | None:
-    """The uploaded image, shrunk for display, with a box around the ink the model read."""
+    """The uploaded image (on white where transparent), shrunk for display, with a box around the ink read."""
     if analysis.image is None:
         return None
-    image = analysis.image.convert("RGB")
-    scale = min(1.0, PREVIEW_SIZE / max(image.size))
-    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    image = analysis.image.convert("RGBA")
+    image.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
+    image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image).convert("RGB")
     if analysis.ink_box is not None:
+        scale = image.width / analysis.image.width
         box = [round(value * scale) for value in analysis.ink_box]
         ImageDraw.Draw(image).rectangle(box, outline=(230, 30, 30), width=max(2, round(image.width / 150)))
     return image
+
+
+def reading_dict(reading: Reading | str) -> dict:
+    """JSON-friendly answer of /read: the reading plus a message (text None and no digits on errors)."""
+    if isinstance(reading, str):
+        return {"text": None, "confidence": None, "unsure": True, "digits": [], "separators": [], "message": reading}
+    if reading.unsure:
+        message = f"Read {reading.text!r}, but some digits are unclear (orange boxes)."
+    else:
+        message = f"Read {reading.text!r} ({reading.confidence:.1%} sure)."
+    return {**reading.to_dict(), "message": message}
+
+
+def number_outputs(results: list[tuple[Image.Image | None, Reading | str]]) -> tuple[list, list, list]:
+    """Number tab outputs for each result: text (Markdown), image with boxes, table of digits."""
+    texts, pictures, tables = [], [], []
+    for image, reading in results:
+        answer = reading_dict(reading)
+        texts.append(f"## {answer['text']}\n{answer['message']}" if answer["text"] is not None else answer["message"])
+        pictures.append(draw_reading(image, reading) if isinstance(reading, Reading) else None)
+        tables.append([[position + 1, d["digit"], round(d["confidence"], 4),
+                        ", ".join(f"{digit} ({p:.0%})" for digit, p in d["alternatives"]), str(tuple(d["box"]))]
+                       for position, d in enumerate(answer["digits"])])
+    return texts, pictures, tables
 
 
 def build_demo(digit_app: DigitApp) -> gr.Blocks:
@@ -284,16 +378,15 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
                             canvas_size=CANVAS_SIZE, fixed_canvas=True, layers=False, transforms=(),
                             brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS),
                         )
-                        digit_app.sketchpad = sketch
                         sketch_submit = gr.Button("Read the digit", variant="primary", elem_id="sketch-submit")
                     with gr.Column():
                         sketch_label = gr.Label(num_top_classes=3, label="Prediction", elem_id="label")
                         sketch_status = gr.Markdown(elem_id="sketch-status")
                         with gr.Row():
                             sketch_seen = gr.Image(label="What the model saw (28×28)", elem_id="sketch-seen",
-                                                   interactive=False, format="png")
+                                                   **SMALL_IMAGE)
                             sketch_heat = gr.Image(label="Why: red = for, blue = against", elem_id="sketch-saliency",
-                                                   interactive=False, format="png")
+                                                   **SMALL_IMAGE)
                 sketch_correct, sketch_feedback, sketch_feedback_status = feedback_row("sketch")
             with gr.Tab("Upload", id="upload"):
                 with gr.Row():
@@ -308,10 +401,29 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
                         upload_status = gr.Markdown(elem_id="upload-status")
                         with gr.Row():
                             upload_seen = gr.Image(label="What the model saw (28×28)", elem_id="upload-seen",
-                                                   interactive=False, format="png")
+                                                   **SMALL_IMAGE)
                             upload_heat = gr.Image(label="Why: red = for, blue = against", elem_id="upload-saliency",
-                                                   interactive=False, format="png")
+                                                   **SMALL_IMAGE)
                 upload_correct, upload_feedback, upload_feedback_status = feedback_row("upload")
+            with gr.Tab("Number", id="number"):
+                gr.Markdown("Write a whole number (several digits, optionally with `.` `,` `-`), or upload a photo of one.")
+                with gr.Row():
+                    with gr.Column():
+                        number_sketch = gr.Sketchpad(
+                            label="Draw a number", elem_id="number-sketch", type="pil", image_mode="RGBA",
+                            canvas_size=NUMBER_CANVAS_SIZE, fixed_canvas=True, layers=False, transforms=(),
+                            brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS),
+                        )
+                        number_sketch_submit = gr.Button("Read the drawn number", variant="primary",
+                                                         elem_id="number-sketch-submit")
+                        number_upload = gr.File(label="…or a photo or scan of a number", type="filepath",
+                                                elem_id="number-upload")
+                        number_upload_submit = gr.Button("Read the uploaded number", elem_id="number-upload-submit")
+                    with gr.Column():
+                        number_text = gr.Markdown(elem_id="number-text")
+                        number_boxes = gr.Image(label="Digits found (orange: unsure)", elem_id="number-boxes",
+                                                interactive=False, format="png")
+                        number_table = gr.Dataframe(headers=DIGIT_COLUMNS, interactive=False, elem_id="number-digits")
             with gr.Tab("Batch", id="batch"):
                 batch_files = gr.File(label="Many images, one digit each", file_count="multiple",
                                       type="filepath", elem_id="batch-files")
@@ -321,34 +433,42 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
                 batch_downloads = gr.File(label="Download (CSV, JSON)", file_count="multiple", interactive=False,
                                           elem_id="batch-downloads")
 
-        # UI events: undocumented in the API docs (the JSON endpoints below are the API).
+        # UI events: undocumented in the API docs (the JSON endpoints below are the API). Sketchpad
+        # events get their values unprocessed and decode them per item (see decode_sketch).
         batched = dict(batch=True, max_batch_size=MAX_BATCH_SIZE, api_visibility="undocumented")
+        draw = partial(digit_app.ui_draw, sketchpad=sketch)
         sketch_outputs = [sketch_label, sketch_status, sketch_seen, sketch_heat]
-        sketch_submit.click(digit_app.ui_draw, sketch, sketch_outputs, preprocess=False, **batched)
-        sketch.change(digit_app.ui_draw, sketch, sketch_outputs, preprocess=False, trigger_mode="always_last",
+        sketch_submit.click(draw, sketch, sketch_outputs, preprocess=False, **batched)
+        sketch.change(draw, sketch, sketch_outputs, preprocess=False, trigger_mode="always_last",
                       show_progress="hidden", **batched)
         upload_outputs = [upload_preview, upload_label, upload_status, upload_seen, upload_heat]
         upload_submit.click(digit_app.ui_upload, upload, upload_outputs, **batched)
         upload.upload(digit_app.ui_upload, upload, upload_outputs, **batched)
+        number_outputs_ = [number_text, number_boxes, number_table]
+        number_sketch_submit.click(partial(digit_app.ui_number_sketch, sketchpad=number_sketch), number_sketch,
+                                   number_outputs_, preprocess=False, **batched)
+        number_upload_submit.click(digit_app.ui_number_upload, number_upload, number_outputs_, **batched)
+        number_upload.upload(digit_app.ui_number_upload, number_upload, number_outputs_, **batched)
         batch_submit.click(digit_app.ui_batch, batch_files, [batch_table, batch_downloads, batch_status],
                            api_visibility="undocumented")
-        sketch_feedback.click(digit_app.ui_feedback_draw, [sketch, sketch_correct], sketch_feedback_status,
-                              preprocess=False, api_visibility="undocumented")
+        sketch_feedback.click(partial(digit_app.ui_feedback_draw, sketchpad=sketch), [sketch, sketch_correct],
+                              sketch_feedback_status, preprocess=False, api_visibility="undocumented")
         upload_feedback.click(digit_app.ui_feedback_upload, [upload, upload_correct], upload_feedback_status,
                               api_visibility="undocumented")
 
-        # API endpoints: hidden components, JSON answers.
+        # API endpoints: hidden components, JSON answers; the single-image ones batch concurrent requests.
         with gr.Group(visible=False):
             api_file = gr.File(type="filepath")
             api_files = gr.File(type="filepath", file_count="multiple")
             api_digit = gr.Number(precision=0)
-            api_answer = gr.JSON()
+            api_answer = gr.JSON(label="answer")
             api_trigger = gr.Button()
         api_batched = dict(batch=True, max_batch_size=MAX_BATCH_SIZE)
         api_trigger.click(digit_app.api_predict, api_file, api_answer, api_name="predict", **api_batched)
-        api_trigger.click(digit_app.api_predict_sketch, sketch, api_answer, api_name="predict_sketch",
-                          preprocess=False, **api_batched)
+        api_trigger.click(partial(digit_app.api_predict_sketch, sketchpad=sketch), sketch, api_answer,
+                          api_name="predict_sketch", preprocess=False, **api_batched)
         api_trigger.click(digit_app.api_predict_batch, api_files, api_answer, api_name="predict_batch")
+        api_trigger.click(digit_app.api_read, api_file, api_answer, api_name="read", **api_batched)
         api_trigger.click(digit_app.api_feedback, [api_file, api_digit], api_answer, api_name="feedback")
         api_trigger.click(digit_app.model_info, None, api_answer, api_name="model_info")
     return demo

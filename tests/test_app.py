@@ -1,0 +1,295 @@
+"""The app (``app.py``) as API users meet it: a real server on 127.0.0.1, called with ``gradio_client``.
+
+Every answer is compared with the Python ``Recognizer`` on the same file, bad input must come back
+as a clear message (never an error), and the server must keep serving afterwards. The model is the
+shipped one, or the one ``HDR_MODEL`` names.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app_server import APP, free_port, running_app
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AuthenticationError  # noqa: E402
+
+from hdr import Recognizer  # noqa: E402
+from hdr.datamodule import MNISTDataModule  # noqa: E402
+from hdr.feedback import load_feedback  # noqa: E402
+from hdr.hub import SHIPPED_MODEL  # noqa: E402
+
+MODEL = Path(os.environ.get("HDR_MODEL") or SHIPPED_MODEL)
+pytestmark = pytest.mark.skipif(not (MODEL / "config.json").exists(), reason=f"no model at {MODEL}")
+# A proxy nobody listens on: whatever the app would fetch from the internet fails at once, locally.
+OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "NO_PROXY": "127.0.0.1,localhost", "HF_HUB_OFFLINE": "1"}
+
+
+# ----- test images made from MNIST test digits -------------------------------------------------------
+def on_paper(digit: np.ndarray, scale: int = 4) -> Image.Image:
+    """An MNIST digit as dark ink on white paper, enlarged (as a scan or photo would be)."""
+    ink = Image.fromarray(digit).resize((28 * scale, 28 * scale), Image.Resampling.BILINEAR)
+    return Image.fromarray(255 - np.asarray(ink)).convert("RGB")
+
+
+def as_layer(digit: np.ndarray, scale: int = 8) -> Image.Image:
+    """An MNIST digit as a sketchpad layer: RGB all 0, the strokes only in the alpha channel."""
+    alpha = np.asarray(Image.fromarray(digit).resize((28 * scale, 28 * scale), Image.Resampling.BILINEAR))
+    rgba = np.zeros((*alpha.shape, 4), np.uint8)
+    rgba[..., 3] = alpha
+    return Image.fromarray(rgba)
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_test) -> dict[int, np.ndarray]:
+    """The first MNIST test image of each digit."""
+    images, labels = mnist_test
+    return {digit: images[int(np.argmax(labels == digit))] for digit in range(10)}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, digits) -> dict[str, Path]:
+    """Good and bad input files."""
+    folder = tmp_path_factory.mktemp("inputs")
+    paths = {}
+    for digit in (2, 7):
+        paths[f"paper{digit}"] = folder / f"paper{digit}.png"
+        on_paper(digits[digit]).save(paths[f"paper{digit}"])
+        paths[f"layer{digit}"] = folder / f"layer{digit}.png"
+        as_layer(digits[digit]).save(paths[f"layer{digit}"])
+    paths["jpeg3"] = folder / "three.jpg"
+    on_paper(digits[3]).save(paths["jpeg3"], quality=90)
+    number = np.concatenate([np.pad(digits[d], ((8, 8), (6, 6))) for d in (2, 0, 2, 6)], axis=1)
+    paths["number"] = folder / "number.png"
+    Image.fromarray(255 - number).resize((number.shape[1] * 3, number.shape[0] * 3)).save(paths["number"])
+    paths["not_image"] = folder / "notes.png"
+    paths["not_image"].write_text("this is text, not a picture\n")
+    paths["truncated"] = folder / "truncated.png"
+    paths["truncated"].write_bytes(paths["paper7"].read_bytes()[:300])
+    paths["empty"] = folder / "empty.png"
+    paths["empty"].write_bytes(b"")
+    paths["huge"] = folder / "huge.png"
+    Image.new("L", (9000, 6000), 255).save(paths["huge"])  # 54 Mpx of white paper, a small file
+    paths["blank_layer"] = folder / "blank_layer.png"
+    Image.new("RGBA", (360, 360), (0, 0, 0, 0)).save(paths["blank_layer"])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.from_pretrained(str(MODEL))
+
+
+@pytest.fixture(scope="module")
+def feedback_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("feedback")
+
+
+@pytest.fixture(scope="module")
+def app(feedback_dir):
+    """The app served by ``python app.py`` on a free loopback port, with its own feedback folder."""
+    env = {**OFFLINE, "HDR_FEEDBACK_DIR": str(feedback_dir)}
+    if MODEL != SHIPPED_MODEL:
+        env["HDR_MODEL"] = str(MODEL)
+    with running_app(env=env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(app) -> Client:
+    return Client(app.url, verbose=False)
+
+
+def sketch(*layers: Path) -> dict:
+    """The sketchpad value as gradio_client sends it: layer files; no background or composite."""
+    return {"background": None, "layers": [handle_file(str(layer)) for layer in layers], "composite": None}
+
+
+def assert_same_answer(answer: dict, expected) -> None:
+    """An API answer equals the Recognizer's prediction for the same image."""
+    assert answer["digit"] == expected.digit
+    assert answer["unsure"] == expected.unsure
+    assert answer["confidence"] == pytest.approx(expected.confidence, abs=1e-5)
+    assert answer["probabilities"] == pytest.approx(expected.probabilities, abs=1e-5)
+    assert answer["message"]
+
+
+def assert_still_serving(client: Client, files) -> None:
+    assert client.predict(handle_file(str(files["paper7"])), api_name="/predict")["digit"] == 7
+
+
+# ----- answers ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, digit", [("paper7", 7), ("paper2", 2), ("jpeg3", 3)])
+def test_an_uploaded_digit_is_read_as_the_recognizer_reads_it(client, recognizer, files, name, digit):
+    answer = client.predict(handle_file(str(files[name])), api_name="/predict")
+    assert answer["digit"] == digit and not answer["unsure"]
+    assert f"Looks like a {digit}" in answer["message"]
+    assert_same_answer(answer, recognizer.predict(files[name]))
+
+
+@pytest.mark.parametrize("digit", [7, 2])
+def test_a_sketch_with_the_strokes_in_the_alpha_channel_is_read(client, recognizer, files, digit):
+    answer = client.predict(sketch(files[f"layer{digit}"]), api_name="/predict_sketch")
+    assert answer["digit"] == digit and not answer["unsure"]
+    assert_same_answer(answer, recognizer.predict(files[f"layer{digit}"]))
+
+
+def test_a_batch_gives_one_row_per_file_in_order_with_errors_in_their_rows(client, recognizer, files):
+    names = ["paper7", "not_image", "paper2", "empty", "jpeg3"]
+    rows = client.predict([handle_file(str(files[name])) for name in names], api_name="/predict_batch")
+    assert [row["file"] for row in rows] == [files[name].name for name in names]
+    for name, row in zip(names, rows):
+        if name in ("not_image", "empty"):
+            assert row["digit"] is None and row["message"]
+        else:
+            assert_same_answer(row, recognizer.predict(files[name]))
+    assert [row["digit"] for row in rows] == [7, None, 2, None, 3]
+
+
+def test_a_written_number_is_read_whole(client, recognizer, files):
+    answer = client.predict(handle_file(str(files["number"])), api_name="/read")
+    assert answer["text"] == "2026"
+    assert answer == {**recognizer.read(files["number"]).to_dict(), "message": answer["message"]}
+    assert [digit["box"][0] for digit in answer["digits"]] == sorted(d["box"][0] for d in answer["digits"])
+
+
+def test_model_info_names_the_served_model(client):
+    info = client.predict(api_name="/model_info")
+    assert info["kind"] == ("shipped" if MODEL == SHIPPED_MODEL else "local")
+    assert Path(info["folder"]).resolve() == MODEL.resolve()
+    assert info["description"]
+
+
+# ----- bad input -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, words", [
+    ("not_image", "not an image"),
+    ("truncated", "corrupt or truncated"),
+    ("empty", "empty"),
+    ("huge", "too large"),
+])
+def test_a_bad_file_gets_a_clear_message_and_the_server_keeps_serving(client, files, name, words):
+    for endpoint in ("/predict", "/read"):
+        answer = client.predict(handle_file(str(files[name])), api_name=endpoint)
+        assert words in answer["message"], answer
+        assert answer.get("digit") is None and answer.get("text") is None
+    assert_still_serving(client, files)
+
+
+@pytest.mark.parametrize("value", [
+    {"background": None, "layers": [], "composite": None},  # the untouched canvas
+    None,
+    "blank_layer",  # drawn and erased again: a layer with no ink
+])
+def test_an_empty_canvas_asks_for_a_drawing(client, files, value):
+    if value == "blank_layer":
+        value = sketch(files["blank_layer"])
+    answer = client.predict(value, api_name="/predict_sketch")
+    assert answer["digit"] is None
+    assert answer["message"] == "Please draw a digit first."
+    assert_still_serving(client, files)
+
+
+def test_a_corrupt_sketch_layer_gets_a_message(client, files):
+    answer = client.predict(sketch(files["truncated"]), api_name="/predict_sketch")
+    assert answer["digit"] is None and "could not be read" in answer["message"]
+    assert_still_serving(client, files)
+
+
+def test_concurrent_requests_each_get_their_own_answer(client, files):
+    """Requests batched into one model call must not mix up their answers or errors."""
+    names = ["paper7", "not_image", "paper2", "empty", "jpeg3", "paper7", "truncated", "paper2"] * 2
+    jobs = [client.submit(handle_file(str(files[name])), api_name="/predict") for name in names]
+    answers = [job.result(timeout=120) for job in jobs]
+    expected = {"paper7": 7, "paper2": 2, "jpeg3": 3}
+    assert [answer["digit"] for answer in answers] == [expected.get(name) for name in names]
+
+
+# ----- feedback --------------------------------------------------------------------------------------------
+def test_a_correction_is_stored_and_the_training_data_includes_it(client, feedback_dir, files, data_root):
+    before = len(load_feedback(feedback_dir)[1])
+    answer = client.predict(handle_file(str(files["paper2"])), 5, api_name="/feedback")
+    assert answer["saved"], answer
+    record = json.loads((feedback_dir / "log.jsonl").read_text().splitlines()[-1])
+    assert record["correct_digit"] == 5 and record["predicted_digit"] == 2
+    assert record["sample"].startswith("5/") and (feedback_dir / record["sample"]).exists()
+    assert (feedback_dir / record["original"]).exists()
+    with Image.open(feedback_dir / record["sample"]) as sample:
+        assert sample.size == (28, 28) and np.asarray(sample).max() > 200  # white ink on black, MNIST style
+
+    images, labels = load_feedback(feedback_dir)
+    assert len(labels) == before + 1 and 5 in labels.tolist()
+    data = MNISTDataModule(data_root=str(data_root), download=False, val_size=100, train_subset=50,
+                           feedback_dir=str(feedback_dir), feedback_repeats=3)
+    data.setup("fit")
+    train_images, train_labels = data.train_set.tensors
+    assert len(train_labels) == 50 + 3 * len(labels)
+    assert np.array_equal(train_images[50:50 + len(labels)].numpy(), images)
+    assert np.array_equal(train_labels[50:].numpy(), np.tile(labels, 3))
+
+
+def test_a_correction_without_a_prediction_or_digit_is_refused(client, feedback_dir, files):
+    assert not client.predict(handle_file(str(files["empty"])), 5, api_name="/feedback")["saved"]
+    answer = client.predict(handle_file(str(files["paper7"])), 11, api_name="/feedback")
+    assert not answer["saved"] and "0–9" in answer["message"]
+    assert not (feedback_dir / "7").exists()
+
+
+# ----- the README ------------------------------------------------------------------------------------------
+def test_the_readme_api_example_runs_as_printed(app, files, tmp_path, monkeypatch):
+    readme = (APP.parent / "README.md").read_text()
+    example = readme.split("<!-- app-api-example")[1].split("```python\n")[1].split("```")[0]
+    assert '"http://127.0.0.1:7860/"' in example
+    for name, source in [("digit.png", "paper7"), ("strokes.png", "layer7"), ("number.png", "number")]:
+        (tmp_path / name).write_bytes(files[source].read_bytes())
+    (tmp_path / "notes.txt").write_text("not a picture")
+    monkeypatch.chdir(tmp_path)
+    exec(example.replace('"http://127.0.0.1:7860/"', repr(app.url)), {})  # noqa: S102 (our own README)
+
+
+# ----- launching -------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def launched(tmp_path: Path, *args: str, env: dict | None = None):
+    """``python app.py ARGS`` on a free loopback port until it says it serves; yields (url, its output so far)."""
+    port = free_port()
+    environment = {**os.environ, **OFFLINE, "GRADIO_ANALYTICS_ENABLED": "False", "HDR_FEEDBACK_DIR": str(tmp_path),
+                   **({"HDR_MODEL": str(MODEL)} if MODEL != SHIPPED_MODEL else {}), **(env or {})}
+    log = tmp_path / "app.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen([sys.executable, str(APP), "--host", "127.0.0.1", "--port", str(port), *args],
+                                   cwd=APP.parent, env=environment, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "hdr: serving" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}", log.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_share_without_internet_says_so_and_keeps_serving_locally(tmp_path, files):
+    with launched(tmp_path, "--share") as (url, output):
+        assert "no public share link could be created" in output, output
+        assert f"hdr: serving {url}" in output
+        answer = Client(url, verbose=False).predict(handle_file(str(files["paper7"])), api_name="/predict")
+        assert answer["digit"] == 7
+
+
+def test_a_login_is_required_when_auth_is_set(tmp_path, files):
+    with launched(tmp_path, env={"HDR_AUTH": "ada:lovelace"}) as (url, output):
+        assert "hdr: serving" in output, output
+        with pytest.raises(AuthenticationError):
+            Client(url, verbose=False)
+        client = Client(url, auth=("ada", "lovelace"), verbose=False)
+        assert client.predict(handle_file(str(files["paper7"])), api_name="/predict")["digit"] == 7
