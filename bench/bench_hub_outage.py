@@ -24,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"  # read at import: keeps huggingface_hub from calling huggingface.co
 
 from hdr.hub import DEFAULT_TIMEOUT, SHIPPED_MODEL, load_model, push_model  # noqa: E402
 from hdr.model import DigitNet  # noqa: E402

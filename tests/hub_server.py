@@ -3,7 +3,9 @@
 It speaks the part of the Hub HTTP API that ``huggingface_hub`` uses to push and pull model repos:
 ``whoami-v2``, repo creation and info, refs, branches, tags, preupload (always "regular" uploads, so
 neither LFS nor Xet is involved), NDJSON commits with base64 file contents, and ``HEAD``/``GET``
-``/{repo}/resolve/{revision}/{path}`` with the ``X-Repo-Commit``/``ETag``/``Content-Length`` headers.
+``/{repo}/resolve/{revision}/{path}`` with the ``X-Repo-Commit``/``ETag``/``Content-Length`` headers;
+large files (``*.safetensors``, ``*.bin``) are answered as the Hub answers LFS files: a redirect to a storage
+host (here ``localhost`` instead of ``127.0.0.1``, a different origin) with ``X-Linked-Etag``/``X-Linked-Size``.
 
 Outages are simulated with :meth:`HubServer.stop` (nothing listens any more: "down"),
 ``server.mode = "hanging"`` (connections are accepted but never answered) and ``server.mode = "failing"``
@@ -22,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 USER = "tester"
+LFS_SUFFIXES = (".safetensors", ".bin")
 
 
 def git_blob_sha(content: bytes) -> str:
@@ -73,6 +76,8 @@ class HubServer:
         self.mode = "ok"
         self.requests: list[tuple[str, str]] = []
         self.authorization: list[str] = []
+        self.blobs: dict[str, bytes] = {}  # sha256 → content, served by the "storage host"
+        self.cdn_requests: list[str | None] = []  # Authorization header of each storage-host download
         self._release = threading.Event()
         self._connections: set = set()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -300,9 +305,21 @@ class _Handler(BaseHTTPRequestHandler):
         if content is None:
             return self._error(404, "EntryNotFound", f"{path} does not exist at {revision}",
                                {"X-Repo-Commit": commit})
-        etag = git_blob_sha(content)
-        self._send(200, content, {"X-Repo-Commit": commit, "ETag": f'"{etag}"',
-                                  "Content-Type": "application/octet-stream"})
+        headers = {"X-Repo-Commit": commit, "ETag": f'"{git_blob_sha(content)}"'}
+        if path.endswith(LFS_SUFFIXES):  # like the Hub: large files redirect to a storage host, keyed by sha256
+            sha256 = hashlib.sha256(content).hexdigest()
+            self.hub.blobs[sha256] = content
+            headers.update({"Location": f"http://localhost:{self.hub.port}/cdn/{sha256}",
+                            "X-Linked-Etag": f'"{sha256}"', "X-Linked-Size": str(len(content))})
+            return self._send(302, b"", headers)
+        self._send(200, content, {**headers, "Content-Type": "application/octet-stream"})
+
+    def cdn(self, body, sha256):
+        """The storage host of large files (reached as ``localhost``, another origin than the hub's)."""
+        self.hub.cdn_requests.append(self.headers.get("Authorization"))
+        if sha256 not in self.hub.blobs:
+            return self._json(404, {"error": "no such blob"})
+        self._send(200, self.hub.blobs[sha256], {"Content-Type": "application/octet-stream"})
 
 
 _REPO = r"/([^/]+/[^/]+)"
@@ -320,4 +337,5 @@ _ROUTES = [
     ("POST", r"/api/models" + _REPO + r"/tag/(.+)", _Handler.create_tag),
     ("HEAD", _REPO + r"/resolve/([^/]+)/(.+)", _Handler.resolve),
     ("GET", _REPO + r"/resolve/([^/]+)/(.+)", _Handler.resolve),
+    ("GET", r"/cdn/([0-9a-f]{64})", _Handler.cdn),
 ]

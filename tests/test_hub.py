@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import constants
 
 from hdr.hub import SHIPPED_MODEL, ModelLoadError, load_folder, load_model, push_error_message, push_model
 from hdr.model import DigitNet
@@ -31,6 +32,9 @@ needs_shipped_model = pytest.mark.skipif(not (SHIPPED_MODEL / "model.safetensors
 def hub(monkeypatch, tmp_path):
     """A running test hub; HF_ENDPOINT, HF_TOKEN and HF_HOME point at it and at tmp_path."""
     server = HubServer()
+    # huggingface_hub reads HF_HUB_DISABLE_TELEMETRY once, at import; when it is off, building request headers
+    # fetches an "agent harnesses" list from the import-time endpoint (huggingface.co): never at test time.
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
@@ -74,6 +78,7 @@ def test_push_then_pull_into_a_fresh_cache_gives_identical_predictions(hub, tmp_
     card = hub.repos[REPO_ID].commits[commit]["README.md"].decode()
     assert "| realistic_accuracy | 0.87 |" in card and "| mnist_test_accuracy | 0.11 |" in card
     assert f"Bearer {TOKEN}" in hub.authorization  # the token from HF_TOKEN was used ...
+    assert hub.cdn_requests == [None]  # weights came from the storage host, without the token
     assert TOKEN not in caplog.text and TOKEN not in json.dumps(source.to_dict())  # ... and never shown
 
 
@@ -112,7 +117,7 @@ def test_hub_down_with_a_fresh_cache_serves_the_shipped_model_within_seconds(hub
     net, source = load_model(REPO_ID, "v1", cache_dir=fresh_cache(tmp_path))
     seconds = time.perf_counter() - started
 
-    assert seconds < 3
+    assert seconds < 5  # huggingface_hub alone retries for ~23 s before giving up
     assert source.kind == "shipped" and source.path == str(SHIPPED_MODEL)
     assert "hub unreachable" in source.note and f"{REPO_ID} @ v1" in source.note and "shipped" in source.note
     assert source.describe().startswith("shipped model (checkpoints/hdr-mnist) — hub unreachable")
@@ -129,7 +134,7 @@ def test_hub_down_with_a_warm_cache_serves_the_cached_copy(hub, tmp_path):
     started = time.perf_counter()
     net, source = load_model(REPO_ID, "v1", cache_dir=cache)
 
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 5
     assert source.kind == "hub" and source.commit == tagged and "cached copy" in source.note
     assert torch.equal(probabilities(net), probabilities(load_folder(tmp_path / "a")))
 
@@ -143,7 +148,7 @@ def test_failing_hub_serves_the_cached_copy(hub, tmp_path):
     started = time.perf_counter()
     _, source = load_model(REPO_ID, cache_dir=cache)
 
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 5
     assert source.commit == commit and source.note == "hub unreachable (HTTP 503), serving the cached copy"
 
 
@@ -161,7 +166,7 @@ def test_hanging_hub_falls_back_within_the_timeout(hub, tmp_path):
     _, warm_source = load_model(REPO_ID, cache_dir=warm, timeout=1.5)
     warm_seconds = time.perf_counter() - started
 
-    assert cold_seconds < 3 and warm_seconds < 3
+    assert cold_seconds < 1.5 + 3 and warm_seconds < 1.5 + 3  # unbounded, it would wait for minutes
     assert cold_source.kind == "shipped" and "no answer within 1.5 s" in cold_source.note
     assert warm_source.kind == "hub" and warm_source.commit == commit and "cached copy" in warm_source.note
 
@@ -171,11 +176,11 @@ def test_a_pinned_commit_in_the_cache_is_served_without_the_hub(hub, tmp_path):
     commit = push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
     load_model(REPO_ID, commit, cache_dir=cache)
     hub.mode = "hanging"
+    asked = len(hub.requests)
 
-    started = time.perf_counter()
     _, source = load_model(REPO_ID, commit, cache_dir=cache)
 
-    assert time.perf_counter() - started < 1
+    assert len(hub.requests) == asked
     assert source.kind == "hub" and source.commit == commit and source.note == ""
 
 
@@ -276,7 +281,7 @@ def test_push_command_line(hub, tmp_path):
 
     result = subprocess.run([sys.executable, "-m", "hdr", "push", str(folder), "--repo", REPO_ID,
                              "--revision", "candidate", "--tag", "v3"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
     assert result.returncode == 0, result.stderr[-2000:]
     repo = hub.repos[REPO_ID]
@@ -286,7 +291,7 @@ def test_push_command_line(hub, tmp_path):
     assert TOKEN not in result.stdout + result.stderr
 
     missing = subprocess.run([sys.executable, "-m", "hdr", "push", str(tmp_path / "nothing"), "--repo", REPO_ID],
-                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert missing.returncode != 0 and "lacks config.json" in missing.stderr and "Traceback" not in missing.stderr
 
 
