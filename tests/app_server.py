@@ -1,0 +1,76 @@
+"""Start the Gradio app (``app.py``) in a subprocess on a free loopback port, for tests and benchmarks."""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+APP = REPO / "app.py"
+
+
+@dataclass
+class RunningApp:
+    """A started app: its base URL (``http://127.0.0.1:PORT``) and its process."""
+
+    url: str
+    process: subprocess.Popen
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process, from ``/proc``."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("VmRSS not found")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(app: Path = APP, timeout: float = 120.0, env: dict | None = None,
+                log: Path | None = None) -> Iterator[RunningApp]:
+    """Run ``python app.py --host 127.0.0.1 --port N`` until the block ends; wait until it serves ``/config``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "NO_PROXY": "127.0.0.1,localhost",
+                   **(env or {})}
+    output = open(log, "wb") if log else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, str(app), "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=app.parent, env=environment, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{app.name} exited with status {process.returncode} before serving {url}")
+            try:
+                with urllib.request.urlopen(f"{url}/config", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{app.name} did not serve {url} within {timeout:.0f} s")
+            time.sleep(0.3)
+        yield RunningApp(url, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log:
+            output.close()

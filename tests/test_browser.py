@@ -1,0 +1,152 @@
+"""The app in a real browser (headless Debian Chromium driven by Playwright).
+
+A digit is drawn on the sketchpad with mouse strokes, submitted, and the label must show it — at a
+desktop size and at a phone size, where the canvas and the button must also fit the screen.
+Set ``HDR_SCREENSHOT_DIR=docs`` to (re)write the README screenshots while the tests run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.app_server import APP, running_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+    pytest.mark.skipif(not APP.exists(), reason="app.py is missing"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+def arc(cx: float, cy: float, rx: float, ry: float, start_deg: float, end_deg: float, points: int = 10):
+    """Points of an elliptic arc in the unit square (y grows downwards, angles in degrees)."""
+    return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
+            for a in (start_deg + (end_deg - start_deg) * i / (points - 1) for i in range(points))]
+
+
+# How a person draws each digit: strokes (lists of points) in a unit square, y downwards.
+STROKES = {
+    0: [arc(0.5, 0.5, 0.3, 0.42, -90, 270, 16)],
+    1: [[(0.56, 0.08), (0.46, 0.92)]],
+    2: [arc(0.5, 0.3, 0.27, 0.22, 190, 380) + [(0.15, 0.9), (0.85, 0.9)]],
+    3: [arc(0.47, 0.29, 0.25, 0.21, -160, 90) + arc(0.47, 0.72, 0.28, 0.22, -90, 160)],
+    4: [[(0.58, 0.08), (0.15, 0.62), (0.85, 0.62)], [(0.65, 0.3), (0.65, 0.95)]],
+    7: [[(0.15, 0.12), (0.85, 0.12), (0.4, 0.92)]],
+}
+
+
+def drawing_area(page, app_url: str) -> tuple[float, float, float]:
+    """Centre x, y and side (page pixels) of the sketchpad's drawable square.
+
+    The editor shows a ``canvas_size`` image, centred in its canvas element at the zoom it displays.
+    """
+    with urllib.request.urlopen(f"{app_url}/config") as response:
+        config = json.load(response)
+    sketch = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "sketch")
+    canvas_width, canvas_height = sketch["props"].get("canvas_size") or (800, 800)
+    box = page.locator("#sketch canvas").first.bounding_box()
+    zoom_texts = page.locator("#sketch").get_by_text(re.compile(r"^\s*\d+%\s*$")).all_inner_texts()
+    zoom = int(zoom_texts[0].strip(" %")) / 100 if zoom_texts else min(box["width"] / canvas_width,
+                                                                        box["height"] / canvas_height)
+    side = min(canvas_width * zoom, canvas_height * zoom, box["width"], box["height"])
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, side
+
+
+def draw_digit(page, app_url: str, digit: int) -> None:
+    """Select the brush and draw ``digit`` with mouse strokes over the middle 75% of the drawing area."""
+    brush = page.locator("#sketch button[aria-label='Brush']")
+    if brush.count():
+        brush.click()
+    cx, cy, side = drawing_area(page, app_url)
+    size = 0.75 * side
+    for stroke in STROKES[digit]:
+        points = [(cx + (x - 0.5) * size, cy + (y - 0.5) * size) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point)
+        page.mouse.up()
+
+
+def recognise(page) -> str:
+    """Press the sketch's submit button and return the label's headline (the predicted digit)."""
+    page.locator("#sketch-submit").click()
+    headline = page.locator("#label [data-testid='label-output-value']")
+    headline.wait_for(state="visible")
+    return headline.inner_text().strip()
+
+
+def save_screenshot(page, name: str) -> None:
+    """Write a README screenshot when ``HDR_SCREENSHOT_DIR`` is set."""
+    folder = os.environ.get("HDR_SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    with running_app() as app:
+        yield app.url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_app(browser, app_url: str, **context_options):
+    """A fresh page with the app loaded and the sketchpad ready."""
+    context = browser.new_context(**context_options)
+    context.set_default_timeout(60_000)  # generous: the CPU may be shared with other work
+    page = context.new_page()
+    page.goto(app_url, wait_until="domcontentloaded")
+    page.locator("#sketch canvas").first.wait_for(state="visible")
+    return page
+
+
+@pytest.mark.parametrize("digit", sorted(STROKES))
+def test_a_digit_drawn_with_the_mouse_is_recognised(browser, app_url, digit):
+    page = open_app(browser, app_url, viewport=DESKTOP)
+    draw_digit(page, app_url, digit)
+    answer = recognise(page)
+    assert answer.startswith(str(digit)), f"drew a {digit}, the app answered {answer!r}"
+    if digit == 7:
+        save_screenshot(page, "screenshot.png")
+    page.context.close()
+
+
+def test_on_a_phone_the_sketchpad_fits_and_a_drawn_digit_is_recognised(browser, app_url):
+    page = open_app(browser, app_url, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    for selector in ("#sketch canvas", "#sketch-submit"):
+        element = page.locator(selector).first
+        element.scroll_into_view_if_needed()
+        assert element.is_visible(), f"{selector} is not visible on a {PHONE['width']} px wide screen"
+        box = element.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] + 0.5, \
+            f"{selector} spans x={box['x']:.0f}..{box['x'] + box['width']:.0f}, wider than the screen"
+    page_width = page.evaluate("document.documentElement.scrollWidth")
+    assert page_width <= PHONE["width"], f"the page scrolls sideways: {page_width} px wide on a {PHONE['width']} px screen"
+
+    page.locator("#sketch canvas").first.scroll_into_view_if_needed()
+    draw_digit(page, app_url, 7)
+    answer = recognise(page)
+    assert answer.startswith("7"), f"drew a 7 on a phone, the app answered {answer!r}"
+    save_screenshot(page, "screenshot-phone.png")
+    page.context.close()
