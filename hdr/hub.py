@@ -96,7 +96,7 @@ def load_model(source: str | os.PathLike | None = None, revision: str | None = N
     if folder.is_dir():
         return load_folder(folder), ModelSource("local", None, None, None, str(folder.resolve()))
     repo_id = str(source)
-    if not REPO_ID.fullmatch(repo_id):
+    if isinstance(source, os.PathLike) or not REPO_ID.fullmatch(repo_id):
         raise ModelLoadError(f"{repo_id!r} is neither an existing folder nor a hub repo id like 'user/name'")
     return _load_from_hub(repo_id, revision, timeout, cache_dir)
 

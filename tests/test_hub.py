@@ -246,7 +246,9 @@ def test_unknown_repo_revision_and_private_repo_without_token(hub, tmp_path, mon
     with pytest.raises(ModelLoadError, match="private and HF_TOKEN is missing"):
         load_model("tester/secret", cache_dir=fresh_cache(tmp_path, "other"))
     with pytest.raises(ModelLoadError, match="neither an existing folder nor a hub repo id"):
-        load_model("no/such/folder")
+        load_model("./no/such/folder")
+    with pytest.raises(ModelLoadError, match="neither an existing folder nor a hub repo id"):
+        load_model(tmp_path / "missing")
 
 
 def test_push_refuses_incomplete_or_broken_folders_before_touching_the_hub(hub, tmp_path):
