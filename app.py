@@ -281,8 +281,8 @@ class DigitApp:
         rows = self.api_predict_batch(paths)
         if not rows:
             return None, None, UPLOAD_FIRST
-        table = [[row["file"], row["digit"], None if row["confidence"] is None else round(row["confidence"], 4),
-                  row["unsure"], row["message"]] for row in rows]
+        table = [[row["file"], row["digit"], None if row["digit"] is None else round(row["confidence"], 4),
+                  None if row["digit"] is None else row["unsure"], row["message"]] for row in rows]
         folder = Path(tempfile.mkdtemp(prefix="hdr-batch-"))
         with open(folder / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerows([BATCH_COLUMNS, *table])
@@ -429,7 +429,8 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
                                       type="filepath", elem_id="batch-files")
                 batch_submit = gr.Button("Read all", variant="primary", elem_id="batch-submit")
                 batch_status = gr.Markdown(elem_id="batch-status")
-                batch_table = gr.Dataframe(headers=BATCH_COLUMNS, interactive=False, wrap=True, elem_id="batch-table")
+                batch_table = gr.Dataframe(headers=BATCH_COLUMNS, interactive=False, wrap=True, elem_id="batch-table",
+                                           column_widths=["22%", "8%", "12%", "9%", "49%"])
                 batch_downloads = gr.File(label="Download (CSV, JSON)", file_count="multiple", interactive=False,
                                           elem_id="batch-downloads")
 
