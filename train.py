@@ -40,7 +40,9 @@ def main() -> None:
     trainer.fit(module, datamodule=data, ckpt_path=cli.config.ckpt_path)
     training_seconds = time.perf_counter() - started
     best = trainer.checkpoint_callback.best_model_path
-    trainer.test(module, datamodule=data, ckpt_path=best)
+    # Loaded directly (not via ckpt_path) so the test sees the weights that get exported: with
+    # EMAWeightAveraging the checkpoint's state_dict holds the averaged weights.
+    trainer.test(DigitClassifier.load_from_checkpoint(best), datamodule=data)
     command = "python " + shlex.join(sys.argv)
     export_model(best, data, cli.config.export_dir, command=command, training_seconds=training_seconds,
                  log_dir=trainer.logger.log_dir)

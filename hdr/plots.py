@@ -27,20 +27,31 @@ def confusion_matrix_figure(probabilities: torch.Tensor, labels: torch.Tensor, p
 
 def learning_curves_figure(metrics_csv: Path, path: Path) -> None:
     """Plot per-epoch training/validation loss and validation accuracy from a CSVLogger file."""
-    epochs: dict[int, dict[str, float]] = {}
+    sums: dict[tuple[int, str], list[float]] = {}
     with open(metrics_csv) as handle:
         for row in csv.DictReader(handle):
-            values = epochs.setdefault(int(row["epoch"]), {})
-            values.update({key: float(value) for key, value in row.items() if value and key not in ("epoch", "step")})
-    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, axis in (("train/loss", loss_axis), ("val/loss", loss_axis), ("train/acc", acc_axis), ("val/acc", acc_axis)):
+            if not row["epoch"]:  # learning-rate rows carry no epoch
+                continue
+            for key, value in row.items():
+                if value and key not in ("epoch", "step"):
+                    sums.setdefault((int(row["epoch"]), key), []).append(float(value))
+    # Step-wise values (train/loss) are averaged over their epoch.
+    epochs: dict[int, dict[str, float]] = {}
+    for (epoch, key), values in sums.items():
+        epochs.setdefault(epoch, {})[key] = sum(values) / len(values)
+    figure, (loss_axis, error_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("train/loss", "val/loss"):
         points = [(epoch, values[key]) for epoch, values in sorted(epochs.items()) if key in values]
         if points:
-            axis.plot(*zip(*points), marker="o", label=key)
-    loss_axis.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
-    acc_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for axis in (loss_axis, acc_axis):
-        axis.grid(alpha=0.3)
+            loss_axis.plot(*zip(*points), marker="o", label=key)
+    for key in ("train/acc", "val/acc"):
+        points = [(epoch, 100 * (1 - values[key])) for epoch, values in sorted(epochs.items()) if key in values]
+        if points:
+            error_axis.plot(*zip(*points), marker="o", label=key.replace("acc", "error"))
+    loss_axis.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
+    error_axis.set(xlabel="epoch", ylabel="error rate (%)", yscale="log", title="error rate (1 − accuracy)")
+    for axis in (loss_axis, error_axis):
+        axis.grid(alpha=0.3, which="both")
         axis.legend()
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
