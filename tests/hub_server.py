@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,8 +81,7 @@ class HubServer:
         self.cdn_requests: list[str | None] = []  # Authorization header of each storage-host download
         self._release = threading.Event()
         self._connections: set = set()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.hub = self
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -111,6 +111,15 @@ class HubServer:
             repo.commit("main", {".gitattributes": b""}, "initial commit")
         repo.branches.setdefault(branch, repo.branches["main"])
         return repo.commit(branch, files, "add files")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """Clients dropping keep-alive connections is normal; report anything else."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
