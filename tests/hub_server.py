@@ -68,8 +68,9 @@ class Repo:
 class HubServer:
     """The server, running in a background thread on ``127.0.0.1`` with an ephemeral port.
 
-    ``url`` is what ``HF_ENDPOINT`` should be set to. ``requests`` records ``(method, path)`` of
-    every request, and ``authorization`` the ``Authorization`` headers seen (to check token use).
+    ``url`` is what ``HF_ENDPOINT`` should be set to. ``mode`` is "ok", "hanging" or "failing".
+    ``requests`` records ``(method, path)`` of every request, ``authorization`` the ``Authorization``
+    headers seen (to check token use). Writes need a token (any), like on the Hub.
     """
 
     def __init__(self):
