@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"  # read at import: keeps huggingface_hub from calling huggingface.co
 
-from hdr.hub import DEFAULT_TIMEOUT, SHIPPED_MODEL, load_model, push_model  # noqa: E402
+from hdr.hub import SHIPPED_MODEL, hub_timeout, load_model, push_model  # noqa: E402
 from hdr.model import DigitNet  # noqa: E402
 from tests.hub_server import HubServer  # noqa: E402
 
@@ -129,7 +129,7 @@ def main() -> None:
         "benchmark": "seconds from process start to a loaded model / serving app, hub up, down or hanging",
         "command": "python " + " ".join(sys.argv),
         "pushed_model": pushed,
-        "load_timeout_s": DEFAULT_TIMEOUT,
+        "load_timeout_s": hub_timeout(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "rows": rows,
     }, indent=2) + "\n")

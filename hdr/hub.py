@@ -32,7 +32,7 @@ from hdr.model import DigitNet
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "hdr-mnist"
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
-DEFAULT_TIMEOUT = 4.0  # seconds allowed for the network part of a hub pull
+DEFAULT_TIMEOUT = 4.0  # seconds allowed for the network part of a hub pull, unless HDR_HUB_TIMEOUT says otherwise
 PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl"]
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -77,14 +77,15 @@ class ModelSource:
 
 
 def load_model(source: str | os.PathLike | None = None, revision: str | None = None,
-               timeout: float = DEFAULT_TIMEOUT, cache_dir: str | os.PathLike | None = None
+               timeout: float | None = None, cache_dir: str | os.PathLike | None = None
                ) -> tuple[DigitNet, ModelSource]:
     """Load a model in eval mode and describe where it came from.
 
     Args:
         source: ``None`` for the shipped model, an existing local folder, or a hub repo id ("user/name").
         revision: hub branch, tag or commit id (default: ``main``); ignored for folders.
-        timeout: seconds allowed for talking to the hub before falling back to the cache or shipped model.
+        timeout: seconds allowed for talking to the hub before falling back to the cache or shipped model
+            (default: env ``HDR_HUB_TIMEOUT``, else 4).
         cache_dir: huggingface_hub cache folder (default: huggingface_hub's, from ``HF_HOME``/``HF_HUB_CACHE``).
 
     Raises:
@@ -98,7 +99,7 @@ def load_model(source: str | os.PathLike | None = None, revision: str | None = N
     repo_id = str(source)
     if isinstance(source, os.PathLike) or not REPO_ID.fullmatch(repo_id):
         raise ModelLoadError(f"{repo_id!r} is neither an existing folder nor a hub repo id like 'user/name'")
-    return _load_from_hub(repo_id, revision, timeout, cache_dir)
+    return _load_from_hub(repo_id, revision, hub_timeout() if timeout is None else timeout, cache_dir)
 
 
 def load_folder(folder: str | os.PathLike) -> DigitNet:
@@ -185,6 +186,15 @@ def card_with_metrics(card: str, metrics_path: Path) -> str:
 def hub_endpoint() -> str:
     """The hub URL: ``HF_ENDPOINT`` as huggingface_hub defines it, read at call time."""
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def hub_timeout() -> float:
+    """Seconds a hub pull may spend on the network: ``HDR_HUB_TIMEOUT`` if it is a positive number, else 4."""
+    try:
+        seconds = float(os.environ.get("HDR_HUB_TIMEOUT", DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return seconds if seconds > 0 else DEFAULT_TIMEOUT
 
 
 def _shipped_folder() -> Path:

@@ -153,14 +153,15 @@ def test_failing_hub_serves_the_cached_copy(hub, tmp_path):
 
 
 @needs_shipped_model
-def test_hanging_hub_falls_back_within_the_timeout(hub, tmp_path):
+def test_hanging_hub_falls_back_within_the_timeout(hub, tmp_path, monkeypatch):
     commit = push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
     warm = fresh_cache(tmp_path, "warm")
     load_model(REPO_ID, cache_dir=warm)
     hub.mode = "hanging"
 
     started = time.perf_counter()
-    _, cold_source = load_model(REPO_ID, cache_dir=fresh_cache(tmp_path, "cold"), timeout=1.5)
+    monkeypatch.setenv("HDR_HUB_TIMEOUT", "1.5")
+    _, cold_source = load_model(REPO_ID, cache_dir=fresh_cache(tmp_path, "cold"))
     cold_seconds = time.perf_counter() - started
     started = time.perf_counter()
     _, warm_source = load_model(REPO_ID, cache_dir=warm, timeout=1.5)
