@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -40,37 +41,48 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(app: Path = APP, timeout: float = 120.0, env: dict | None = None,
+def running_app(app: Path = APP, timeout: float = 300.0, env: dict | None = None,
                 log: Path | None = None) -> Iterator[RunningApp]:
-    """Run ``python app.py --host 127.0.0.1 --port N`` until the block ends; wait until it serves ``/config``."""
+    """Run ``python app.py --host 127.0.0.1 --port N`` until the block ends; wait until it serves ``/config``.
+
+    The app's output goes to ``log`` (a temporary file if None); its end is quoted if the app fails to start.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "NO_PROXY": "127.0.0.1,localhost",
                    **(env or {})}
-    output = open(log, "wb") if log else subprocess.DEVNULL
-    process = subprocess.Popen([sys.executable, str(app), "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=app.parent, env=environment, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{app.name} exited with status {process.returncode} before serving {url}")
+    with (open(log, "w+b") if log else tempfile.TemporaryFile()) as output:
+        process = subprocess.Popen([sys.executable, str(app), "--host", "127.0.0.1", "--port", str(port)],
+                                   cwd=app.parent, env=environment, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            wait_until_serving(url, process, timeout, output)
+            yield RunningApp(url, process)
+        finally:
+            process.terminate()
             try:
-                with urllib.request.urlopen(f"{url}/config", timeout=2) as response:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float, output) -> None:
+    """Poll ``url/config`` until it answers; raise with the app's last output if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            problem = f"the app exited with status {process.returncode} before serving {url}"
+        elif time.monotonic() > deadline:
+            problem = f"the app did not serve {url} within {timeout:.0f} s"
+        else:
+            try:
+                with urllib.request.urlopen(f"{url}/config", timeout=5) as response:
                     if response.status == 200:
-                        break
+                        return
             except (urllib.error.URLError, OSError):
                 pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{app.name} did not serve {url} within {timeout:.0f} s")
             time.sleep(0.3)
-        yield RunningApp(url, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if log:
-            output.close()
+            continue
+        output.seek(0)
+        tail = output.read().decode(errors="replace")[-3000:]
+        raise RuntimeError(f"{problem}; its output ends with:\n{tail}")

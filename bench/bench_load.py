@@ -1,0 +1,202 @@
+"""Load benchmark of the app's HTTP API: many concurrent clients sending real digit images.
+
+    python -m bench.bench_load                       # 1, 16, 64 clients, then 10,000 requests for the RSS
+    python -m bench.bench_load --levels 1 4 --requests 50 --soak 200 --max-seconds 10   # a quick look
+
+The app (``app.py``) is started in a subprocess on 127.0.0.1. Each simulated client is an asyncio task
+that does what ``gradio_client`` does for one prediction: upload the image (``POST /gradio_api/upload``),
+start the call (``POST /gradio_api/call/predict``) and read the answer from its event stream
+(``GET /gradio_api/call/predict/{event_id}``). A request's latency covers all three steps.
+Images are MNIST test digits as 112×112 PNGs of dark ink on white paper, like scans.
+
+For each level of concurrency it reports requests/s, p50/p95/p99 latency, errors (anything but a
+completed answer) and wrong digits; then it measures the server's resident memory before and after
+``--soak`` requests at the highest level. The table is printed and saved to ``bench/results/load.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script or with -m
+
+from hdr import mnist  # noqa: E402
+from tests.app_server import running_app  # noqa: E402
+
+DATA_ROOT = REPO.parent / "shared" / "data"
+RESULTS = REPO / "bench" / "results" / "load.json"
+SCAN_SIZE = 112
+
+
+@dataclass
+class Level:
+    """What one level of concurrency measured."""
+
+    clients: int
+    requests: int = 0
+    errors: int = 0
+    wrong_digits: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    error_examples: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """JSON-friendly figures (latencies of successful requests only)."""
+        latencies = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
+        return {
+            "clients": self.clients, "requests": self.requests, "errors": self.errors,
+            "wrong_digits": self.wrong_digits, "seconds": round(self.seconds, 2),
+            "requests_per_s": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+            "p95_ms": round(float(np.percentile(latencies, 95)), 1),
+            "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+            "max_ms": round(float(latencies.max()), 1),
+            "error_examples": self.error_examples[:5],
+        }
+
+
+def digit_scans(count: int) -> list[tuple[bytes, int]]:
+    """The first ``count`` MNIST test digits as PNG scans (dark ink on white, 112×112) with their labels."""
+    images, labels = mnist.load(DATA_ROOT, train=False)
+    scans = []
+    for image, label in zip(images[:count].numpy(), labels[:count].tolist()):
+        paper = Image.fromarray(255 - image).resize((SCAN_SIZE, SCAN_SIZE), Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        paper.save(buffer, format="PNG")
+        scans.append((buffer.getvalue(), label))
+    return scans
+
+
+async def predict(session: aiohttp.ClientSession, url: str, png: bytes) -> dict:
+    """One prediction through the Gradio HTTP API, as ``gradio_client`` makes it; returns the answer dict."""
+    form = aiohttp.FormData()
+    form.add_field("files", png, filename="digit.png", content_type="image/png")
+    async with session.post(f"{url}/gradio_api/upload", data=form) as response:
+        response.raise_for_status()
+        path = (await response.json())[0]
+    body = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}]}
+    async with session.post(f"{url}/gradio_api/call/predict", json=body) as response:
+        response.raise_for_status()
+        event_id = (await response.json())["event_id"]
+    async with session.get(f"{url}/gradio_api/call/predict/{event_id}") as response:
+        response.raise_for_status()
+        event = None
+        async for raw_line in response.content:
+            line = raw_line.decode().strip()
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                data = line.removeprefix("data:").strip()
+                if event == "error":
+                    raise RuntimeError(f"the app answered with an error: {data[:200]}")
+                return json.loads(data)[0]
+    raise RuntimeError("the event stream ended without an answer")
+
+
+async def run_level(url: str, scans: list[tuple[bytes, int]], clients: int, requests: int,
+                    max_seconds: float) -> Level:
+    """``clients`` concurrent clients share ``requests`` predictions, stopping early after ``max_seconds``."""
+    level = Level(clients)
+    issued = 0
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.perf_counter()
+        deadline = start + max_seconds
+
+        async def client() -> None:
+            nonlocal issued
+            while issued < requests and time.perf_counter() < deadline:
+                png, label = scans[issued % len(scans)]
+                issued += 1
+                sent = time.perf_counter()
+                try:
+                    answer = await predict(session, url, png)
+                except Exception as error:  # counted and reported, never fatal
+                    level.errors += 1
+                    level.error_examples.append(f"{type(error).__name__}: {error}"[:300])
+                else:
+                    level.latencies_ms.append((time.perf_counter() - sent) * 1000)
+                    level.wrong_digits += answer.get("digit") != label
+                level.requests += 1
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+        level.seconds = time.perf_counter() - start
+    return level
+
+
+def print_table(rows: list[dict], memory: dict) -> None:
+    """The results for people."""
+    print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+          f"{'errors':>6} {'wrong':>5}")
+    for row in rows:
+        print(f"{row['clients']:>7} {row['requests']:>8} {row['requests_per_s']:>7} {row['p50_ms']:>7} "
+              f"{row['p95_ms']:>7} {row['p99_ms']:>7} {row['errors']:>6} {row['wrong_digits']:>5}")
+    print(f"server RSS: {memory['rss_before_mb']} MB before, {memory['rss_after_mb']} MB after "
+          f"{memory['soak_requests']} requests ({memory['soak_errors']} errors)")
+
+
+async def benchmark(options: argparse.Namespace) -> dict:
+    """Start the app, warm it up, run every level and the memory soak; return the results."""
+    scans = digit_scans(options.images)
+    with running_app(log=options.server_log) as app:
+        warm_up = await run_level(app.url, scans, 4, 40, 120)
+        if warm_up.errors:
+            raise SystemExit(f"the app fails to answer: {warm_up.error_examples[:3]}")
+        levels = []
+        for clients in options.levels:
+            level = await run_level(app.url, scans, clients, options.requests, options.max_seconds)
+            levels.append(level.summary())
+            print(f"  {clients} clients: {levels[-1]['requests_per_s']} req/s", flush=True)
+        rss_before = app.rss_bytes()
+        soak = await run_level(app.url, scans, max(options.levels), options.soak, options.soak_max_seconds)
+        rss_after = app.rss_bytes()
+    memory = {
+        "soak_clients": soak.clients, "soak_requests": soak.requests, "soak_errors": soak.errors,
+        "soak_requests_per_s": soak.summary()["requests_per_s"],
+        "rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1),
+    }
+    return {
+        "command": "python -m bench.bench_load " + " ".join(sys.argv[1:]),
+        "endpoint": "/predict (upload + call + event stream per request)",
+        "images": f"{len(scans)} MNIST test digits as {SCAN_SIZE}x{SCAN_SIZE} PNG scans",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "levels": levels,
+        "memory": memory,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64], help="concurrent clients per level")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per level at most")
+    parser.add_argument("--max-seconds", type=float, default=30, help="time per level at most")
+    parser.add_argument("--soak", type=int, default=10_000, help="requests between the two RSS readings")
+    parser.add_argument("--soak-max-seconds", type=float, default=300, help="time for the soak at most")
+    parser.add_argument("--images", type=int, default=500, help="distinct test digits to send")
+    parser.add_argument("--server-log", type=Path, default=None, help="write the app's output here")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
+    options = parser.parse_args(argv)
+    results = asyncio.run(benchmark(options))
+    print_table(results["levels"], results["memory"])
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"saved {options.output}")
+
+
+if __name__ == "__main__":
+    main()
