@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per case (the median is reported)")
     parser.add_argument("--no-app", action="store_true", help="skip the app start-up cases")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop started apps when stopped
     with_app = not args.no_app and (REPO / "app.py").is_file()
 
     work = Path(tempfile.mkdtemp(prefix="hub-bench-"))
