@@ -73,14 +73,14 @@ def upscale(digit: np.ndarray, factor: int) -> np.ndarray:
 def natural_strokes(digit: np.ndarray, height: int) -> np.ndarray:
     """Ink coverage (float, anti-aliased) of the digit at ``height`` px, keeping the writer's stroke width."""
     factor = max(2, math.ceil(2 * height / 20))
-    field = upscale(digit, factor) > 0.45
+    field = upscale(digit, factor) > 0.3
     return _crop_resize(field.astype(np.float32), height)
 
 
 def pen_strokes(digit: np.ndarray, height: int, width: float, rng: np.random.Generator) -> np.ndarray:
     """Ink coverage of the digit at ``height`` px drawn along its skeleton with a round pen ``width`` px wide."""
     factor = 6
-    centre_lines = skeleton(upscale(digit, factor) > 0.4)
+    centre_lines = skeleton(upscale(digit, factor) > 0.3)
     ys, xs = np.nonzero(centre_lines)
     if ys.size == 0:
         return natural_strokes(digit, height)
