@@ -137,8 +137,13 @@ def gap_between(subset: str, height: float, rng: np.random.Generator) -> float:
     return rng.uniform(0.12, 0.45) * height
 
 
-def render_number(text: str, subset: str, seed: int | np.random.Generator, pool: DigitPool) -> Sample:
-    """Render ``text`` (digits and ``. , -`` and spaces) in the style of ``subset`` as one image."""
+def render_number(text: str, subset: str, seed: int | np.random.Generator, pool: DigitPool,
+                  underline: bool | None = None, ruled: bool | None = None) -> Sample:
+    """Render ``text`` (digits and ``. , -`` and spaces) in the style of ``subset`` as one image.
+
+    ``underline`` and ``ruled`` (lines on the paper, ``photo`` only) are random when ``None``:
+    30% and 70% of ``photo`` images.
+    """
     rng = np.random.default_rng(seed)
     scale = {"photo": rng.uniform(2, 4), "sketch": rng.uniform(3, 5)}.get(subset, rng.uniform(1, 2))
     height = DIGIT_HEIGHT * scale
@@ -177,9 +182,10 @@ def render_number(text: str, subset: str, seed: int | np.random.Generator, pool:
         if char.isdigit():
             boxes.append(box)
         cursor, previous = box[2], char
-    if subset == "photo" and rng.random() < 0.3:
+    draw = rng.random()
+    if underline if underline is not None else (subset == "photo" and draw < 0.3):
         add_underline(canvas, boxes, height, rng)
-    return finish(canvas.ink, boxes, text, subset, height, rng)
+    return finish(canvas.ink, boxes, text, subset, height, rng, ruled)
 
 
 def add_underline(canvas: Canvas, boxes: list[Box], height: float, rng: np.random.Generator) -> None:
@@ -192,24 +198,24 @@ def add_underline(canvas: Canvas, boxes: list[Box], height: float, rng: np.rando
 
 
 def finish(ink: np.ndarray, boxes: list[Box], text: str, subset: str, height: float,
-           rng: np.random.Generator) -> Sample:
+           rng: np.random.Generator, ruled: bool | None) -> Sample:
     """Crop to the ink plus a margin and turn the ink into the subset's kind of image."""
     rows, cols = np.nonzero(ink > 0.05)
     margin = int(rng.uniform(0.3, 1.0) * height)
     top, left = max(0, rows.min() - margin), max(0, cols.min() - margin)
     ink = ink[top : rows.max() + margin + 1, left : cols.max() + margin + 1]
-    boxes = [(l - left, t - top, r - left, b - top) for l, t, r, b in boxes]
+    boxes = [(int(l - left), int(t - top), int(r - left), int(b - top)) for l, t, r, b in boxes]
     if subset == "sketch":
         rgba = np.zeros((*ink.shape, 4), np.uint8)
         rgba[..., 3] = np.round(ink * 255)
         return Sample(Image.fromarray(rgba, "RGBA"), text, boxes)
     if subset == "photo":
-        return Sample(photo(ink, height, rng), text, boxes)
+        return Sample(photo(ink, height, rng, ruled), text, boxes)
     darkness = rng.uniform(0.8, 1.0)
     return Sample(Image.fromarray(np.round(255 * (1 - darkness * ink)).astype(np.uint8), "L"), text, boxes)
 
 
-def photo(ink: np.ndarray, height: float, rng: np.random.Generator) -> Image.Image:
+def photo(ink: np.ndarray, height: float, rng: np.random.Generator, ruled: bool | None) -> Image.Image:
     """Ink on light paper: lighting gradient, texture, noise, ruled lines, colour cast, blur and JPEG."""
     rows, cols = ink.shape
     grid_y, grid_x = np.mgrid[0:rows, 0:cols] / max(rows, cols)
@@ -219,9 +225,10 @@ def photo(ink: np.ndarray, height: float, rng: np.random.Generator) -> Image.Ima
     paper = np.clip(rng.uniform(0.8, 0.97) * lighting + 0.03 * texture, 0, 1)[..., None] * rng.uniform(0.9, 1.0, 3)
     spacing, offset = rng.uniform(1.4, 2.0) * height, rng.uniform(0, 2 * height)
     line_colour = np.array([0.55, 0.7, 0.95]) * paper.mean()
-    ruled = (np.abs((np.arange(rows) - offset) % spacing) < max(1, height * 0.04)).astype(np.float32)
-    if rng.random() < 0.7:
-        paper = paper * (1 - 0.6 * ruled[:, None, None]) + line_colour * 0.6 * ruled[:, None, None]
+    on_line = (np.abs((np.arange(rows) - offset) % spacing) < max(1, height * 0.04)).astype(np.float32)[:, None, None]
+    draw = rng.random()
+    if ruled if ruled is not None else draw < 0.7:
+        paper = paper * (1 - 0.6 * on_line) + line_colour * 0.6 * on_line
     ink_colour = np.array([[0.05, 0.05, 0.08], [0.08, 0.12, 0.45], [0.2, 0.2, 0.2]])[rng.integers(3)]
     alpha = (ndimage.gaussian_filter(ink, rng.uniform(0.3, 1.0)) * rng.uniform(0.8, 0.95))[..., None]
     image = paper * (1 - alpha) + ink_colour * alpha + rng.normal(0, rng.uniform(0.01, 0.04), paper.shape)

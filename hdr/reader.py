@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from hdr.recognizer import Prediction, Recognizer
 
 SPACE_GAP = 0.9  # a gap wider than this × line height (and twice the usual gap) separates digit groups
+SPLIT_PENALTY = 0.5  # score cost of each digit (so two confident halves don't beat one confident whole)
+CUT_PENALTY = 0.5  # score cost per stroke a cut goes through
+WIDE, WIDE_PENALTY = 1.2, 5.0  # pieces wider than WIDE × line height lose WIDE_PENALTY per line height beyond
 
 
 @dataclass
@@ -98,11 +101,11 @@ def model_input_or_none(ink: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def best_pieces(unit: Unit, scored: dict[int, Prediction]) -> list[tuple[Piece, Prediction]]:
-    """The sequence of pieces from the unit's left edge to its right edge with the highest summed log-confidence."""
+def best_pieces(unit: Unit, scored: dict[int, Prediction], line_height: float) -> list[tuple[Piece, Prediction]]:
+    """The sequence of pieces from the unit's left edge to its right edge with the best total :func:`score`."""
     best: dict[int, tuple[float, list]] = {0: (0.0, [])}
     for end in range(1, unit.cuts):
-        options = [(best[piece.start][0] + math.log(max(scored[id(piece)].confidence, 1e-9)),
+        options = [(best[piece.start][0] + score(piece, scored[id(piece)], unit, line_height),
                     best[piece.start][1] + [(piece, scored[id(piece)])])
                    for piece in unit.pieces if piece.end == end and piece.start in best and id(piece) in scored]
         if options:
@@ -110,9 +113,17 @@ def best_pieces(unit: Unit, scored: dict[int, Prediction]) -> list[tuple[Piece, 
     return best.get(unit.cuts - 1, (0.0, []))[1]
 
 
+def score(piece: Piece, prediction: Prediction, unit: Unit, line_height: float) -> float:
+    """How good a piece is as one digit: log-confidence, minus penalties for each extra digit, for
+    cutting through strokes and for being wider than a digit."""
+    width = (piece.box[2] - piece.box[0]) / line_height
+    return (math.log(max(prediction.confidence, 1e-9)) - SPLIT_PENALTY
+            - CUT_PENALTY * unit.strokes_crossed[piece.end] - WIDE_PENALTY * max(0.0, width - WIDE))
+
+
 def compose(image: Image.Image, layout: Layout, scored: dict[int, Prediction]) -> Reading:
     """Turn the chosen pieces and the separators into a :class:`Reading` with boxes in source pixels."""
-    chosen = [choice for unit in layout.units for choice in best_pieces(unit, scored)]
+    chosen = [choice for unit in layout.units for choice in best_pieces(unit, scored, layout.line_height)]
     if not chosen:
         raise BlankImageError("No digits found in the image.")
     ink_height, ink_width = layout.shape

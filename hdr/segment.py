@@ -56,8 +56,12 @@ class Unit:
     """A run of digit ink holding one or more digits, with candidate pieces between its cuts."""
 
     box: Box
-    cuts: int  # number of cut positions, edges included
+    strokes_crossed: list[float]  # per cut, edges included (0): how many strokes the cut goes through
     pieces: list[Piece]
+
+    @property
+    def cuts(self) -> int:
+        return len(self.strokes_crossed)
 
 
 @dataclass
@@ -172,8 +176,10 @@ def separator(component: Component, digits: list[Component], line_height: float)
 
 def cut_candidates(component: Component, line_height: float) -> Unit:
     """Candidate cuts of a unit (minimum-ink seams) and every piece between two cuts narrow enough to be a digit."""
-    seams = [np.full(component.height, -1)] + seams_through(component.ink, line_height) \
-        + [np.full(component.height, component.width - 1)]
+    found = seams_through(component.ink, line_height)
+    seams = [np.full(component.height, -1)] + [seam for seam, _ in found] + [np.full(component.height, component.width - 1)]
+    stroke = max(stroke_width(component.ink > INK_THRESHOLD), 1.0)
+    strokes_crossed = [0.0] + [cost / stroke for _, cost in found] + [0.0]
     columns = np.arange(component.width)
     pieces = []
     for start in range(len(seams) - 1):
@@ -192,15 +198,39 @@ def cut_candidates(component: Component, line_height: float) -> Unit:
             box = (left + cols.min(), top + rows.min(), left + cols.max() + 1, top + rows.max() + 1)
             crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
             pieces.append(Piece(crop, box, start, end))
-    return Unit(component.box, len(seams), pieces)
+    return Unit(component.box, strokes_crossed, pieces)
 
 
-def seams_through(ink: np.ndarray, line_height: float) -> list[np.ndarray]:
-    """Top-to-bottom paths crossing little ink (one column per row), left to right, spaced apart."""
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels of a boolean stroke mask (twice the area over the boundary length)."""
+    boundary = mask & ~ndimage.binary_erosion(mask)
+    return 2.0 * mask.sum() / max(int(boundary.sum()), 1)
+
+
+def seams_through(ink: np.ndarray, line_height: float) -> list[tuple[np.ndarray, float]]:
+    """Top-to-bottom paths crossing little ink (one column per row) with the ink each crosses, left to right.
+
+    Paths are found ending at every bottom column and (on the flipped image) at every top column;
+    the cheapest ones at least ``CUT_SPACING`` line heights apart are kept.
+    """
     height, width = ink.shape
     margin = max(1, int(MIN_PIECE_WIDTH * line_height))
     if width < 2 * margin + 1:
         return []
+    candidates = [(seam, cost) for seam, cost in cheapest_seams(ink)] \
+        + [(seam[::-1], cost) for seam, cost in cheapest_seams(ink[::-1])]
+    chosen: list[tuple[np.ndarray, float]] = []
+    for seam, cost in sorted(candidates, key=lambda candidate: candidate[1]):
+        position = seam.mean()
+        if margin <= position <= width - 1 - margin and \
+                all(abs(position - other.mean()) >= CUT_SPACING * line_height for other, _ in chosen):
+            chosen.append((seam, cost))
+    return sorted(chosen, key=lambda candidate: candidate[0].mean())
+
+
+def cheapest_seams(ink: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """For each bottom column that is a local minimum of cost, the cheapest top-to-bottom path ending there."""
+    height, width = ink.shape
     total = ink[0].astype(np.float64)
     steps = np.zeros((height, width), np.int8)
     for row in range(1, height):
@@ -209,16 +239,11 @@ def seams_through(ink: np.ndarray, line_height: float) -> list[np.ndarray]:
         options = np.stack([left, total, right])
         steps[row] = options.argmin(0) - 1
         total = options.min(0) + ink[row]
-    ends = [c for c in range(margin, width - margin) if total[c] <= total[c - 1] and total[c] <= total[c + 1]]
-    chosen: list[int] = []
-    for end in sorted(ends, key=lambda c: total[c]):
-        if all(abs(end - other) >= CUT_SPACING * line_height for other in chosen):
-            chosen.append(end)
-    seams = []
-    for end in sorted(chosen):
-        seam = np.empty(height, int)
-        seam[-1] = end
-        for row in range(height - 1, 0, -1):
-            seam[row - 1] = seam[row] + steps[row, seam[row]]
-        seams.append(seam)
-    return seams
+    padded = np.concatenate(([np.inf], total, [np.inf]))
+    ends = np.flatnonzero((total <= padded[:-2]) & (total <= padded[2:]))
+    paths = np.empty((height, len(ends)), int)
+    paths[-1] = ends
+    for row in range(height - 1, 0, -1):
+        paths[row - 1] = paths[row] + steps[row, paths[row]]
+    costs = ink[np.arange(height)[:, None], paths].sum(0)
+    return [(paths[:, i], float(costs[i])) for i in range(len(ends))]
