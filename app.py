@@ -312,7 +312,7 @@ class DigitApp:
         sample = self.feedback.save(analysis.prediction.model_input, digit, analysis.prediction.to_dict(),
                                     original=analysis.image,
                                     extra={"mode": mode, "model": self.recognizer.source.to_dict()})
-        return True, f"Thanks! Saved as a {digit} ({sample.name}); it will be used when the model is fine-tuned."
+        return True, f"Thanks! Saved as digit {digit} ({sample.name}); it will be used when the model is fine-tuned."
 
 
 def label_value(analysis: Analysis) -> dict | str | None:

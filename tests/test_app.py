@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.app_server import APP, free_port, running_app
@@ -28,6 +29,7 @@ from hdr import Recognizer  # noqa: E402
 from hdr.datamodule import MNISTDataModule  # noqa: E402
 from hdr.feedback import load_feedback  # noqa: E402
 from hdr.hub import SHIPPED_MODEL  # noqa: E402
+from hdr.lit_module import DigitClassifier  # noqa: E402
 
 MODEL = Path(os.environ.get("HDR_MODEL") or SHIPPED_MODEL)
 pytestmark = pytest.mark.skipif(not (MODEL / "config.json").exists(), reason=f"no model at {MODEL}")
@@ -243,6 +245,15 @@ def test_a_correction_without_a_prediction_or_digit_is_refused(client, feedback_
     answer = client.predict(handle_file(str(files["paper7"])), 11, api_name="/feedback")
     assert not answer["saved"] and "0–9" in answer["message"]
     assert not (feedback_dir / "7").exists()
+
+
+def test_fine_tuning_starts_from_the_served_weights(recognizer):
+    widths = json.loads((MODEL / "config.json").read_text())["widths"]
+    module = DigitClassifier(widths=widths, init_from=str(MODEL))
+    for name, value in recognizer.model.state_dict().items():
+        assert torch.equal(module.net.state_dict()[name], value), name
+    with pytest.raises(ValueError, match="does not match"):
+        DigitClassifier(widths=[8, 16], init_from=str(MODEL))
 
 
 # ----- the README ------------------------------------------------------------------------------------------
