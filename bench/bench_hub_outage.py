@@ -96,7 +96,7 @@ def main() -> None:
     warm = work / "warm-cache"
     load_model(REPO_ID, REVISION, cache_dir=warm)
 
-    rows = []
+    rows, load_before = [], os.getloadavg()[0]
 
     def measure(state: str, cache: str, what: str, repeats: int) -> None:
         runs, calls, source = [], [], {}
@@ -133,9 +133,10 @@ def main() -> None:
         "pushed_model": pushed,
         "load_timeout_s": hub_timeout(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "load_average_1min_before_after": [load_before, os.getloadavg()[0]],
         "rows": rows,
     }, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(REPO)}")
+    print(f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; wrote {RESULTS.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

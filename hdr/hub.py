@@ -168,18 +168,21 @@ def push_error_message(error: Exception) -> str:
 
 
 def card_with_metrics(card: str, metrics_path: Path) -> str:
-    """The model card with a table row added for each scalar metric of ``metrics_path`` it does not show yet."""
+    """The model card with a row added to its metrics table for each scalar metric of ``metrics_path`` it lacks."""
     if not metrics_path.is_file():
         return card
     metrics = json.loads(metrics_path.read_text())
     lines = card.splitlines()
-    rows = [index for index, line in enumerate(lines) if re.match(r"\| \S+ \| .* \|$", line)]
-    if not rows:
+    start = next((index for index, line in enumerate(lines) if line.startswith("| metric | value |")), None)
+    if start is None:
         return card
-    shown = {lines[index].split("|")[1].strip() for index in rows}
+    end = start
+    while end + 1 < len(lines) and lines[end + 1].startswith("|"):
+        end += 1
+    shown = {line.split("|")[1].strip() for line in lines[start:end + 1]}
     extra = [f"| {name} | {value} |" for name, value in metrics.items()
              if name not in shown and isinstance(value, (int, float, str))]
-    lines[rows[-1] + 1:rows[-1] + 1] = extra
+    lines[end + 1:end + 1] = extra
     return "\n".join(lines) + "\n"
 
 
