@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from tests.app_server import APP, free_port, running_app
@@ -254,6 +255,13 @@ def test_fine_tuning_starts_from_the_served_weights(recognizer):
         assert torch.equal(module.net.state_dict()[name], value), name
     with pytest.raises(ValueError, match="does not match"):
         DigitClassifier(widths=[8, 16], init_from=str(MODEL))
+
+
+def test_the_fine_tuning_config_fits_the_shipped_model():
+    config = yaml.safe_load((APP.parent / "configs" / "finetune.yaml").read_text())
+    shipped = json.loads((SHIPPED_MODEL / "config.json").read_text())
+    assert (APP.parent / config["model"]["init_from"]).resolve() == SHIPPED_MODEL.resolve()
+    assert config["model"]["widths"] == shipped["widths"]
 
 
 # ----- the README ------------------------------------------------------------------------------------------
