@@ -37,6 +37,7 @@ MNIST_CENTRE = 14.0  # centre of mass of MNIST digits, in pixel indices (measure
 STROKE_WIDTH = 2.6  # median MNIST stroke width in pixels of the 20-px box
 THIN_STROKE, FAT_STROKE = 1.9, 4.4  # strokes outside this range are re-stroked towards STROKE_WIDTH
 CROP_WORKING_SIDE = 160  # the ink crop is resampled to about this size for stroke-width work
+FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak ink signal
 
 
 class InvalidImageError(ValueError):
@@ -64,6 +65,12 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
     The result is in mode ``L``, ``LA``, ``RGB`` or ``RGBA`` (alpha is kept: transparent canvases
     carry the ink there). Raises :class:`InvalidImageError` with a message meant for the user.
     """
+    return _open(source, max_pixels)[0]
+
+
+def _open(source, max_pixels: int = MAX_PIXELS, draft_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """:func:`load_image`, and the upright size of the source. With ``draft_side``, JPEG files and bytes are
+    decoded at a reduced scale (longer side still at least ``draft_side``), which is several times faster."""
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
@@ -78,12 +85,17 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
         )
     _check_size(image.width, image.height, max_pixels)
     try:
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        size = image.size[::-1] if orientation in (5, 6, 7, 8) else image.size  # these turn the image by 90°
+        if draft_side and isinstance(source, (bytes, bytearray, memoryview, str, Path)) and max(image.size) > 2 * draft_side:
+            scale = draft_side / max(image.size)
+            image.draft(image.mode, (math.ceil(image.width * scale), math.ceil(image.height * scale)))
         image.load()
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)  # animated GIF / multi-page TIFF: the first frame
-        if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+        if orientation != 1:
             image = ImageOps.exif_transpose(image)
-        return _normalise_mode(image)
+        return _normalise_mode(image), size
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
         raise InvalidImageError(f"The image is corrupt or truncated and cannot be decoded ({error}).") from error
 
@@ -176,14 +188,15 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
 # ----------------------------------------------------------------------------------------- ink map
 
 
-def ink_map(image: Image.Image) -> np.ndarray:
+def ink_map(image: Image.Image, single_digit: bool = True) -> np.ndarray:
     """Where the ink is: float32 H×W in [0, 1], ink high, paper exactly 0.
 
     Transparent canvases (mostly transparent pixels) give their ink in the alpha channel. Otherwise the
     image is turned to grayscale, the paper (with its lighting gradient) is fitted and removed, the
     polarity is decided from which tail of the residual is heavier (dark ink on light paper, or light
     chalk on a dark board), and a noise-aware threshold keeps the strokes. Long thin ruled lines and
-    isolated specks are removed.
+    regions along the image edge are removed; for a ``single_digit``, so are blobs small next to the
+    largest or far from it (pass ``False`` for numbers, whose decimal points and far digits must stay).
     """
     luminance, alpha = _luminance_and_alpha(image)
     if alpha is not None and np.mean(alpha < 0.5) > 0.5:
@@ -193,12 +206,19 @@ def ink_map(image: Image.Image) -> np.ndarray:
             paper = np.median(luminance[alpha >= 0.5])
             luminance = luminance * alpha + paper * (1 - alpha)
         signal, noise = _ink_signal(luminance)
-    mask, level = _threshold(signal, noise)
-    mask = _remove_ruled_lines(mask)
+    smooth = ndi.gaussian_filter(signal, 1.0)
+    thresholds = _thresholds(smooth, noise)
+    if thresholds is None:
+        return np.zeros(signal.shape, np.float32)
+    faint, clear = thresholds
+    mask = _remove_ruled_lines(smooth > faint, smooth, faint / 2)
+    mask = _hysteresis(mask, smooth > clear)
     mask = _remove_edge_regions(mask)
-    mask = _remove_specks(mask)
+    if single_digit:
+        mask = _remove_specks(mask)
     if not mask.any():
         return np.zeros(signal.shape, np.float32)
+    level = max(float(np.median(signal[mask])), 1e-3)  # the ink level that counts as fully inked
     keep = ndi.binary_dilation(mask, iterations=1)  # keep the anti-aliased edge of every stroke
     return np.where(keep, np.clip(signal / level, 0, 1), 0).astype(np.float32)
 
@@ -264,32 +284,42 @@ def _poly_terms(x, y, degree: int) -> list:
     return [x**i * y**j for i in range(degree + 1) for j in range(degree + 1 - i)]
 
 
-def _threshold(signal: np.ndarray, noise: float) -> tuple[np.ndarray, float]:
-    """Stroke pixels (boolean) and the ink level that counts as fully inked."""
-    smooth = ndi.gaussian_filter(signal, 1.0)
+def _thresholds(smooth: np.ndarray, noise: float) -> tuple[float, float] | None:
+    """The faint and the clear ink thresholds of a smoothed ink signal, or None when there is no ink at all."""
     peak = float(smooth.max())
     smooth_noise = noise / 3  # a σ=1 Gaussian averages about 12 pixels of independent noise
     if peak < max(0.04, 6 * smooth_noise):
-        return np.zeros(signal.shape, bool), 1.0
-    threshold = max(4 * smooth_noise, 0.4 * peak, 0.02)
-    mask = smooth > threshold
-    level = float(np.median(signal[mask])) if mask.any() else 1.0
-    return mask, max(level, 1e-3)
+        return None
+    return max(3 * smooth_noise, FAINT * peak, 0.015), max(4 * smooth_noise, 0.4 * peak, 0.02)
 
 
-def _remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
-    """Remove long thin horizontal and vertical lines (ruled or squared paper, margins)."""
-    mask = _remove_horizontal_lines(mask)
-    return _remove_horizontal_lines(mask.T).T
+def _hysteresis(faint: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """The faint regions that hold clearly inked pixels: a hair-thin stroke that fades in places after
+    downscaling stays in one piece, while faint texture on its own is dropped."""
+    labels, count = ndi.label(faint, structure=np.ones((3, 3)))
+    holds_clear = np.zeros(count + 1, bool)
+    holds_clear[np.unique(labels[clear & faint])] = True
+    holds_clear[0] = False
+    return holds_clear[labels]
 
 
-def _remove_horizontal_lines(mask: np.ndarray) -> np.ndarray:
+def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float) -> np.ndarray:
+    """Remove long thin horizontal and vertical lines (ruled or squared paper, margins) from ``mask``.
+
+    A line is a thin band of rows (columns) whose median ink signal exceeds ``level``: it crosses the whole
+    image even where it is too faint to be in the mask everywhere.
+    """
+    mask = _remove_horizontal_lines(mask, smooth, level)
+    return _remove_horizontal_lines(mask.T, smooth.T, level).T
+
+
+def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float) -> np.ndarray:
     height, width = mask.shape
-    line_rows = mask.mean(axis=1) > 0.5
+    line_rows = np.median(smooth[:, ::3], axis=1) > level
     if not line_rows.any() or line_rows.all():
         return mask
-    bands, count = ndi.label(line_rows)
-    max_thickness = max(3, math.ceil(0.02 * height))
+    bands, count = ndi.label(ndi.binary_dilation(line_rows))  # one more row each side: the line's soft edge
+    max_thickness = max(5, math.ceil(0.02 * height))
     rows = [np.flatnonzero(bands == band) for band in range(1, count + 1)]
     rows = [band for band in rows if len(band) <= max_thickness]
     if not rows:
@@ -297,15 +327,16 @@ def _remove_horizontal_lines(mask: np.ndarray) -> np.ndarray:
     others = mask.copy()
     for band in rows:
         others[band] = False
-    columns = np.flatnonzero(others.any(axis=0))
-    if columns.size and columns[-1] - columns[0] + 1 > 0.6 * width:
-        return mask  # the "line" is as wide as the rest of the ink: a stroke of a tightly cropped digit
+    labels, count = ndi.label(others, structure=np.ones((3, 3)))
+    if count:
+        largest = ndi.find_objects(labels)[int(np.bincount(labels.ravel())[1:].argmax())]
+        if largest[1].stop - largest[1].start > 0.6 * width:
+            return mask  # the "line" is as wide as the writing: a stroke of a tightly cropped digit
     cleaned = others
     for band in rows:
         above = mask[max(band[0] - 2, 0) : band[0]].any(axis=0)
         below = mask[band[-1] + 1 : band[-1] + 3].any(axis=0)
-        crossing = above & below  # strokes crossing the line keep their pixels on it
-        cleaned[band] = mask[band] & crossing
+        cleaned[band] = mask[band] & above & below  # strokes crossing the line keep their pixels on it
     return cleaned
 
 
@@ -458,33 +489,33 @@ def _centre_by_mass(patch: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- pipeline
 
 
-def working_copy(image: Image.Image) -> tuple[Image.Image, tuple[float, float]]:
-    """``image`` resized so its longer side is within [WORKING_MIN_SIDE, WORKING_MAX_SIDE]; and the (x, y) scale."""
+def working_copy(image: Image.Image) -> Image.Image:
+    """``image`` resized so its longer side is within [WORKING_MIN_SIDE, WORKING_MAX_SIDE]."""
     long_side = max(image.size)
     if WORKING_MIN_SIDE <= long_side <= WORKING_MAX_SIDE:
-        return image, (1.0, 1.0)
+        return image
     size = _fit(*image.size, WORKING_MAX_SIDE if long_side > WORKING_MAX_SIDE else WORKING_MIN_SIDE)
-    scale = (size[0] / image.width, size[1] / image.height)
     if long_side < WORKING_MIN_SIDE:
-        return image.resize(size, Image.Resampling.BICUBIC), scale
+        return image.resize(size, Image.Resampling.BICUBIC)
     factor = long_side // WORKING_MAX_SIDE
     if factor >= 2:  # a fast integer box reduction first, then the exact size
         image = image.reduce(factor)
-    return image.resize(size, Image.Resampling.BOX), scale
+    return image.resize(size, Image.Resampling.BOX)
 
 
 def preprocess(source) -> Preprocessed:
     """``source`` (anything :func:`load_image` takes) → the model input and the ink box in source pixels."""
-    image = load_image(source)
-    working, (scale_x, scale_y) = working_copy(image)
+    image, (source_width, source_height) = _open(source, draft_side=WORKING_MAX_SIDE)
+    working = working_copy(image)
     ink = ink_map(working)
     box = ink_bounding_box(ink)
     if box is None:
         raise BlankImageError("No ink found: the image looks empty. Write or draw a digit with clear contrast.")
     model_input = to_model_input(ink)
+    scale_x, scale_y = working.width / source_width, working.height / source_height
     left, top, right, bottom = box
     ink_box = (
         max(0, math.floor(left / scale_x)), max(0, math.floor(top / scale_y)),
-        min(image.width, math.ceil(right / scale_x)), min(image.height, math.ceil(bottom / scale_y)),
+        min(source_width, math.ceil(right / scale_x)), min(source_height, math.ceil(bottom / scale_y)),
     )
     return Preprocessed(model_input, ink_box)
