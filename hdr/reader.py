@@ -14,8 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from hdr.preprocess import (BlankImageError, _ink_signal, _luminance_and_alpha, _remove_ruled_lines, _threshold,
-                            load_image, to_model_input, working_copy)
+from hdr.preprocess import BlankImageError, ink_map, load_image, to_model_input, working_copy
 from hdr.segment import Box, Layout, Mark, Piece, Unit, segment
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     Raises ``InvalidImageError`` for unreadable input and ``BlankImageError`` when an image holds no digit.
     """
     loaded = [load_image(image) for image in images]
-    layouts = [segment(number_ink_map(working_copy(image)[0])) for image in loaded]
+    layouts = [segment(number_ink_map(working_copy(image))) for image in loaded]
     candidates = [(piece, model_input) for layout in layouts for unit in layout.units for piece in unit.pieces
                   if (model_input := model_input_or_none(piece.ink)) is not None]
     predictions = recognizer.classify([model_input for _, model_input in candidates])
@@ -80,17 +79,7 @@ def number_ink_map(image: Image.Image) -> np.ndarray:
     (it drops decimal points and far-away 1s). :func:`hdr.segment.segment` drops specks relative
     to the line height instead.
     """
-    luminance, alpha = _luminance_and_alpha(image)
-    if alpha is not None and np.mean(alpha < 0.5) > 0.5:
-        signal, noise = alpha, 0.0
-    else:
-        if alpha is not None:
-            paper = np.median(luminance[alpha >= 0.5])
-            luminance = luminance * alpha + paper * (1 - alpha)
-        signal, noise = _ink_signal(luminance)
-    mask, level = _threshold(signal, noise)
-    mask = ndimage.binary_dilation(_remove_ruled_lines(mask), iterations=1)
-    return np.where(mask, np.clip(signal / level, 0, 1), 0).astype(np.float32)
+    return ink_map(image, single_digit=False)
 
 
 def model_input_or_none(ink: np.ndarray) -> np.ndarray | None:
