@@ -16,6 +16,7 @@ from scipy import ndimage
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 
 INK_THRESHOLD = 0.2  # ink-map value above which a pixel counts as ink
+RULED_LINE_SPAN = 0.6  # a thin row band inked over this fraction of the image width is a ruled line
 SPECK_AREA = 0.004  # components smaller than this × line height² are noise
 MERGE_OVERLAP = 0.5  # stacked components overlapping by this fraction of the narrower one's width are one digit
 SMALL = 0.45  # components lower than this × line height are separators or noise, not digits
@@ -84,7 +85,7 @@ class Layout:
 
 def segment(ink: np.ndarray) -> Layout:
     """Split an ink map (float H×W, ink high) into digit units with candidate pieces, and separators."""
-    components = connected_components(ink)
+    components = connected_components(remove_ruled_lines(ink))
     line_height = typical_height(components)
     components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * line_height**2]
     components = [c for c in components if not is_underline(c, line_height)]
@@ -94,6 +95,19 @@ def segment(ink: np.ndarray) -> Layout:
              if (mark := separator(g, digits, line_height)) is not None]
     units = [cut_candidates(g, line_height) for g in sorted(digits, key=lambda g: g.box[0])]
     return Layout(units, sorted(marks, key=lambda m: m.box[0]), line_height, ink.shape)
+
+
+def remove_ruled_lines(ink: np.ndarray) -> np.ndarray:
+    """Erase thin horizontal lines running across most of the image (ruled paper), except where strokes cross them."""
+    mask = ink > INK_THRESHOLD
+    bands, _ = ndimage.label(mask.mean(axis=1) > RULED_LINE_SPAN)
+    ink = ink.copy()
+    for (rows,) in ndimage.find_objects(bands):
+        if rows.stop - rows.start > max(4, 0.05 * ink.shape[0]):
+            continue  # too thick for a line
+        crossing = mask[max(rows.start - 2, 0) : rows.start].any(0) & mask[rows.stop : rows.stop + 2].any(0)
+        ink[max(rows.start - 1, 0) : rows.stop + 1, ~crossing] = 0
+    return ink
 
 
 def connected_components(ink: np.ndarray) -> list[Component]:

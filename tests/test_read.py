@@ -1,0 +1,151 @@
+"""Reading whole numbers: each segmentation case, reading order, errors, batch, drawing and the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from bench.multidigit_set import DigitPool, render_number
+from hdr import BlankImageError, InvalidImageError
+from hdr.reader import Reading, draw_reading
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def pool(data_root) -> DigitPool:
+    return DigitPool(data_root)
+
+
+def pieces_of_ink(image: Image.Image) -> int:
+    """Connected pieces of ink in a generated image (dark ink on light, or alpha)."""
+    array = np.asarray(image.convert("RGBA"))
+    ink = array[..., 3] > 128 if image.mode == "RGBA" else array[..., :3].mean(-1) < 128
+    return ndimage.label(ink, structure=np.ones((3, 3)))[1]
+
+
+def assert_reads(recognizer, sample) -> Reading:
+    reading = recognizer.read(sample.image)
+    assert reading.text == sample.text
+    return reading
+
+
+@pytest.mark.parametrize("subset", ["spaced", "tight"])
+def test_generous_and_tight_spacing(recognizer, pool, subset):
+    reading = assert_reads(recognizer, render_number("40917", subset, 1, pool))
+    assert [d.digit for d in reading.digits] == [4, 0, 9, 1, 7]
+
+
+def test_touching_digits_are_split(recognizer, pool):
+    sample = render_number("2836", "touching", 2, pool)
+    assert pieces_of_ink(sample.image) < 4  # the ink of neighbours really merges
+    assert_reads(recognizer, sample)
+
+
+def test_broken_five_is_one_digit(recognizer, pool):
+    """A 5 whose top bar is detached from its body reads as one 5."""
+    five = pool.images[pool.by_digit[5][0]].astype(np.float32) / 255
+    rows = np.flatnonzero(five.max(1) > 0.1)
+    five[rows[0] + 4 : rows[0] + 7] = 0  # cut the strokes just below the top bar
+    assert ndimage.label(five > 0.3, structure=np.ones((3, 3)))[1] >= 2
+    three = pool.images[pool.by_digit[3][0]].astype(np.float32) / 255
+    line = np.concatenate([np.zeros((28, 10)), three, five, np.zeros((28, 10))], axis=1)
+    image = Image.fromarray(np.round(255 * (1 - np.pad(line, 10))).astype(np.uint8))
+    reading = recognizer.read(image)
+    assert reading.text == "35"
+
+
+@pytest.mark.parametrize("text", ["12.50", "1,234", "07-42", "75 008"])
+def test_separators_and_groups(recognizer, pool, text):
+    assert_reads(recognizer, render_number(text, "separators", 3, pool))
+
+
+def test_underline_is_ignored(recognizer, pool):
+    assert_reads(recognizer, render_number("3861", "spaced", 4, pool, underline=True))
+
+
+def test_baseline_drift_and_size_variation_on_photo(recognizer, pool):
+    sample = render_number("5190274", "photo", 5, pool, underline=False, ruled=False)
+    bottoms = [box[3] for box in sample.boxes]
+    heights = [box[3] - box[1] for box in sample.boxes]
+    assert max(bottoms) - min(bottoms) > 3 and max(heights) > 1.15 * min(heights)
+    assert_reads(recognizer, sample)
+
+
+def test_ruled_paper(recognizer, pool):
+    assert_reads(recognizer, render_number("680143", "photo", 6, pool, ruled=True))
+
+
+def test_transparent_sketch(recognizer, pool):
+    sample = render_number("2048", "sketch", 7, pool)
+    assert sample.image.mode == "RGBA"
+    assert_reads(recognizer, sample)
+
+
+def test_reading_order_is_left_to_right(recognizer, pool):
+    """Digits come out left to right even when they climb like stairs."""
+    glyphs = [pool.images[pool.by_digit[digit][1]] for digit in (9, 2, 6)]
+    canvas = np.zeros((100, 110), np.uint8)
+    for step, glyph in enumerate(glyphs):
+        canvas[60 - 20 * step : 88 - 20 * step, 5 + 32 * step : 33 + 32 * step] = glyph
+    reading = recognizer.read(Image.fromarray(255 - canvas))
+    assert reading.text == "926"
+    lefts = [digit.box[0] for digit in reading.digits]
+    assert lefts == sorted(lefts)
+
+
+def test_single_digit_is_a_number_of_length_one(recognizer, pool):
+    reading = assert_reads(recognizer, render_number("7", "spaced", 8, pool))
+    assert len(reading.digits) == 1 and reading.confidence == pytest.approx(reading.digits[0].confidence)
+
+
+def test_boxes_match_the_digits(recognizer, pool):
+    sample = render_number("3141", "spaced", 9, pool)
+    reading = assert_reads(recognizer, sample)
+    for found, truth in zip(reading.digits, sample.boxes):
+        assert abs(found.box[0] - truth[0]) <= 3 and abs(found.box[2] - truth[2]) <= 3
+
+
+def test_blank_and_bad_input_give_clear_errors(recognizer):
+    with pytest.raises(BlankImageError, match="(?i)no (ink|digit)"):
+        recognizer.read(Image.new("L", (200, 60), 255))
+    with pytest.raises(InvalidImageError) as error:
+        recognizer.read(b"this is not an image")
+    assert "image" in str(error.value).lower()
+
+
+def test_read_batch_equals_single_reads_and_is_json_safe(recognizer, pool):
+    images = [render_number(text, "spaced", 10, pool).image for text in ("58", "0.25", "314")]
+    batch = recognizer.read_batch(images)
+    assert [reading.text for reading in batch] == [recognizer.read(image).text for image in images]
+    record = json.loads(json.dumps(batch[1].to_dict()))
+    assert record["text"] == batch[1].text and len(record["digits"]) == 3
+    assert set(record["digits"][0]) >= {"box", "digit", "confidence", "alternatives"}
+    assert len(record["digits"][0]["alternatives"]) == 3
+
+
+def test_draw_reading_marks_each_digit(recognizer, pool):
+    sample = render_number("96", "spaced", 11, pool)
+    reading = recognizer.read(sample.image)
+    drawn = draw_reading(sample.image, reading)
+    assert drawn.size == sample.image.size and drawn.mode == "RGB"
+    left, top, right, bottom = reading.digits[0].box
+    edge = np.asarray(drawn)[top, left:right]
+    assert (edge[:, 1] > edge[:, 0] + 50).any()  # the green box is drawn there
+
+
+def test_cli_read(tmp_path, pool):
+    good = tmp_path / "number.png"
+    render_number("4096", "spaced", 12, pool).image.save(good)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    result = subprocess.run([sys.executable, "-m", "hdr", "read", str(good), str(bad), "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 1
+    assert lines[0]["text"] == "4096" and lines[0]["file"] == str(good)
+    assert lines[1]["file"] == str(bad) and "image" in lines[1]["error"].lower()
