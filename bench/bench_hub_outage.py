@@ -7,7 +7,9 @@ A loopback Hub-compatible server (tests/hub_server.py) holds the pushed model (t
 exists). Each case starts a fresh Python process that calls ``hdr.hub.load_model(repo, "v1")`` (or
 starts ``app.py`` with ``HDR_MODEL``/``HDR_REVISION``), with a cold (empty) or warm huggingface_hub
 cache. "down": nothing listens on the hub's port; "hanging": the hub accepts connections and never
-answers. Prints a table and writes ``bench/results/hub_outage.json``.
+answers. For reference, a bare ``huggingface_hub.hf_hub_download`` of the same file is timed too (capped
+at 90 s). Columns: seconds from process start, and seconds of the call itself (``load_model`` or
+``hf_hub_download``). Prints a table and writes ``bench/results/hub_outage.json``.
 """
 from __future__ import annotations
 
@@ -41,6 +43,18 @@ _, source = load_model(sys.argv[1], sys.argv[2])
 print(json.dumps({**source.to_dict(), "load_model_s": time.perf_counter() - started}))
 """
 
+# Reference: what huggingface_hub alone does for the same file, without hdr's deadline and fallbacks.
+PLAIN_CHILD = """
+import sys, time
+from huggingface_hub import hf_hub_download
+started = time.perf_counter()
+try:
+    hf_hub_download(sys.argv[1], "config.json", revision=sys.argv[2])
+finally:
+    print(f"hf_hub_download_s={time.perf_counter() - started}", flush=True)
+"""
+PLAIN_LIMIT_S = 90
+
 
 def model_to_push(workdir: Path) -> tuple[Path, str]:
     """The shipped model folder, or a freshly initialised one when none is trained yet."""
@@ -60,6 +74,19 @@ def time_loader(env: dict) -> tuple[float, dict]:
     if result.returncode != 0:
         return seconds, {"kind": "error", "note": result.stderr.strip().splitlines()[-1]}
     return seconds, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def time_plain_client(env: dict) -> tuple[float, dict]:
+    """Seconds a bare ``hf_hub_download`` takes to give up (capped at PLAIN_LIMIT_S), for reference."""
+    started = time.perf_counter()
+    try:
+        result = subprocess.run([sys.executable, "-c", PLAIN_CHILD, REPO_ID, REVISION], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=PLAIN_LIMIT_S)
+    except subprocess.TimeoutExpired:
+        return time.perf_counter() - started, {"note": f"still waiting after {PLAIN_LIMIT_S} s (killed)"}
+    call = next(float(line.split("=")[1]) for line in result.stdout.splitlines() if line.startswith("hf_hub_download_s="))
+    error = result.stderr.strip().splitlines()[-1][:100] if result.returncode else "ok"
+    return time.perf_counter() - started, {"load_model_s": call, "note": error}
 
 
 def time_app(env: dict) -> tuple[float, dict]:
@@ -103,19 +130,20 @@ def main() -> None:
         for index in range(repeats):
             cache_dir = warm if cache == "warm" else work / f"cold-{state}-{what}-{index}"
             env = {**base_env, "HF_HUB_CACHE": str(cache_dir)}
-            seconds, source = (time_app if what == "app serving" else time_loader)(env)
+            timer = {"app serving": time_app, "model loaded": time_loader}.get(what, time_plain_client)
+            seconds, source = timer(env)
             runs.append(round(seconds, 2))
             if "load_model_s" in source:
                 calls.append(round(source["load_model_s"], 2))
         served = source.get("description", source.get("note", "?"))
         call = statistics.median(calls) if calls else None
         rows.append({"hub": state, "cache": cache, "until": what, "median_s": statistics.median(runs),
-                     "runs_s": runs, "load_model_call_median_s": call, "served": source.get("kind"),
+                     "runs_s": runs, "call_median_s": call, "served": source.get("kind"),
                      "commit": source.get("commit"), "description": served})
         call_text = f"{call:7.2f} s" if call is not None else " " * 9
-        print(f"{state:8} {cache:5} {what:12} {statistics.median(runs):7.2f} s  {call_text}  {served}", flush=True)
+        print(f"{state:8} {cache:5} {what:21} {statistics.median(runs):7.2f} s  {call_text}  {served}", flush=True)
 
-    print(f"{'hub':8} {'cache':5} {'until':12} {'median':>9}  {'load_model':>9}  served", flush=True)
+    print(f"{'hub':8} {'cache':5} {'until':21} {'median':>9}  {'the call':>9}  served", flush=True)
     for state in ("up", "hanging", "down"):
         if state == "hanging":
             hub.mode = "hanging"
@@ -125,6 +153,8 @@ def main() -> None:
             measure(state, cache, "model loaded", args.repeats)
             if with_app:
                 measure(state, cache, "app serving", 1)
+        if state != "up":
+            measure(state, "cold", "bare hf_hub_download", 1)
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
