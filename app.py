@@ -165,7 +165,8 @@ class DigitApp:
             analysis.message = describe(prediction)
         return results
 
-    def read_numbers(self, sources: list, missing: str = UPLOAD_FIRST) -> list[tuple[Image.Image | None, Reading | str]]:
+    def read_numbers(self, sources: list,
+                     missing: str = UPLOAD_FIRST) -> list[tuple[Image.Image | None, Reading | str]]:
         """Read a whole number from each source: (image as loaded, Reading) or (image or None, message).
 
         All readable images go through the reader together; if one of them makes it fail (say it
@@ -373,20 +374,9 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
             with gr.Tab("Draw", id="draw"):
                 with gr.Row():
                     with gr.Column():
-                        sketch = gr.Sketchpad(
-                            label="Draw one digit", elem_id="sketch", type="pil", image_mode="RGBA",
-                            canvas_size=CANVAS_SIZE, fixed_canvas=True, layers=False, transforms=(),
-                            brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS),
-                        )
+                        sketch = sketchpad("Draw one digit", "sketch", CANVAS_SIZE)
                         sketch_submit = gr.Button("Read the digit", variant="primary", elem_id="sketch-submit")
-                    with gr.Column():
-                        sketch_label = gr.Label(num_top_classes=3, label="Prediction", elem_id="label")
-                        sketch_status = gr.Markdown(elem_id="sketch-status")
-                        with gr.Row():
-                            sketch_seen = gr.Image(label="What the model saw (28×28)", elem_id="sketch-seen",
-                                                   **SMALL_IMAGE)
-                            sketch_heat = gr.Image(label="Why: red = for, blue = against", elem_id="sketch-saliency",
-                                                   **SMALL_IMAGE)
+                    sketch_outputs = prediction_outputs("sketch", label_id="label")
                 sketch_correct, sketch_feedback, sketch_feedback_status = feedback_row("sketch")
             with gr.Tab("Upload", id="upload"):
                 with gr.Row():
@@ -396,24 +386,13 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
                         upload_submit = gr.Button("Read the digit", variant="primary", elem_id="upload-submit")
                         upload_preview = gr.Image(label="Your image (red box: the ink that was read)",
                                                   elem_id="upload-preview", interactive=False, format="png")
-                    with gr.Column():
-                        upload_label = gr.Label(num_top_classes=3, label="Prediction", elem_id="upload-label")
-                        upload_status = gr.Markdown(elem_id="upload-status")
-                        with gr.Row():
-                            upload_seen = gr.Image(label="What the model saw (28×28)", elem_id="upload-seen",
-                                                   **SMALL_IMAGE)
-                            upload_heat = gr.Image(label="Why: red = for, blue = against", elem_id="upload-saliency",
-                                                   **SMALL_IMAGE)
+                    upload_outputs = [upload_preview, *prediction_outputs("upload", label_id="upload-label")]
                 upload_correct, upload_feedback, upload_feedback_status = feedback_row("upload")
             with gr.Tab("Number", id="number"):
-                gr.Markdown("Write a whole number (several digits, optionally with `.` `,` `-`), or upload a photo of one.")
+                gr.Markdown("Write a whole number (digits, optionally with `.` `,` `-`), or upload a photo of one.")
                 with gr.Row():
                     with gr.Column():
-                        number_sketch = gr.Sketchpad(
-                            label="Draw a number", elem_id="number-sketch", type="pil", image_mode="RGBA",
-                            canvas_size=NUMBER_CANVAS_SIZE, fixed_canvas=True, layers=False, transforms=(),
-                            brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS),
-                        )
+                        number_sketch = sketchpad("Draw a number", "number-sketch", NUMBER_CANVAS_SIZE)
                         number_sketch_submit = gr.Button("Read the drawn number", variant="primary",
                                                          elem_id="number-sketch-submit")
                         number_upload = gr.File(label="…or a photo or scan of a number", type="filepath",
@@ -438,11 +417,9 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
         # events get their values unprocessed and decode them per item (see decode_sketch).
         batched = dict(batch=True, max_batch_size=MAX_BATCH_SIZE, api_visibility="undocumented")
         draw = partial(digit_app.ui_draw, sketchpad=sketch)
-        sketch_outputs = [sketch_label, sketch_status, sketch_seen, sketch_heat]
         sketch_submit.click(draw, sketch, sketch_outputs, preprocess=False, **batched)
         sketch.change(draw, sketch, sketch_outputs, preprocess=False, trigger_mode="always_last",
                       show_progress="hidden", **batched)
-        upload_outputs = [upload_preview, upload_label, upload_status, upload_seen, upload_heat]
         upload_submit.click(digit_app.ui_upload, upload, upload_outputs, **batched)
         upload.upload(digit_app.ui_upload, upload, upload_outputs, **batched)
         number_outputs_ = [number_text, number_boxes, number_table]
@@ -473,6 +450,24 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
         api_trigger.click(digit_app.api_feedback, [api_file, api_digit], api_answer, api_name="feedback")
         api_trigger.click(digit_app.model_info, None, api_answer, api_name="model_info")
     return demo
+
+
+def sketchpad(label: str, elem_id: str, canvas_size: tuple[int, int]) -> gr.Sketchpad:
+    """A drawing canvas with a fixed black brush; its value is decoded by :func:`decode_sketch`."""
+    return gr.Sketchpad(label=label, elem_id=elem_id, type="pil", image_mode="RGBA", canvas_size=canvas_size,
+                        fixed_canvas=True, layers=False, transforms=(),
+                        brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS))
+
+
+def prediction_outputs(prefix: str, label_id: str) -> list[gr.components.Component]:
+    """A column with the label, the status line, the 28×28 input the model saw and its saliency map."""
+    with gr.Column():
+        label = gr.Label(num_top_classes=3, label="Prediction", elem_id=label_id)
+        status = gr.Markdown(elem_id=f"{prefix}-status")
+        with gr.Row():
+            seen = gr.Image(label="What the model saw (28×28)", elem_id=f"{prefix}-seen", **SMALL_IMAGE)
+            heat = gr.Image(label="Why: red = for, blue = against", elem_id=f"{prefix}-saliency", **SMALL_IMAGE)
+    return [label, status, seen, heat]
 
 
 def feedback_row(prefix: str) -> tuple[gr.Radio, gr.Button, gr.Markdown]:
