@@ -21,7 +21,9 @@ import io
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script or with -m
 
 from hdr import mnist  # noqa: E402
-from tests.app_server import running_app  # noqa: E402
+from tests.app_server import APP, running_app  # noqa: E402
 
 DATA_ROOT = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results" / "load.json"
@@ -146,13 +148,17 @@ def print_table(rows: list[dict], memory: dict) -> None:
         print(f"{row['clients']:>7} {row['requests']:>8} {row['requests_per_s']:>7} {row['p50_ms']:>7} "
               f"{row['p95_ms']:>7} {row['p99_ms']:>7} {row['errors']:>6} {row['wrong_digits']:>5}")
     print(f"server RSS: {memory['rss_before_mb']} MB before, {memory['rss_after_mb']} MB after "
-          f"{memory['soak_requests']} requests ({memory['soak_errors']} errors)")
+          f"{memory['soak_requests']} requests ({memory['soak_errors']} errors); "
+          f"{memory['uploaded_files_kept']} uploaded files ({memory['uploaded_mb_kept']} MB) left on disk")
 
 
 async def benchmark(options: argparse.Namespace) -> dict:
     """Start the app, warm it up, run every level and the memory soak; return the results."""
     scans = digit_scans(options.images)
-    with running_app(log=options.server_log) as app:
+    uploads = Path(tempfile.mkdtemp(prefix="hdr-load-uploads-"))  # Gradio keeps every uploaded file here
+    environment = {"GRADIO_TEMP_DIR": str(uploads), "PYTHONPATH": str(REPO),  # PYTHONPATH: for --app copies
+                   **dict(setting.split("=", 1) for setting in options.env)}
+    with running_app(options.app, log=options.server_log, env=environment) as app:
         warm_up = await run_level(app.url, scans, 4, 40, 120)
         if warm_up.errors:
             raise SystemExit(f"the app fails to answer: {warm_up.error_examples[:3]}")
@@ -164,13 +170,19 @@ async def benchmark(options: argparse.Namespace) -> dict:
         rss_before = app.rss_bytes()
         soak = await run_level(app.url, scans, max(options.levels), options.soak, options.soak_max_seconds)
         rss_after = app.rss_bytes()
+        upload_files = [path for path in uploads.rglob("*") if path.is_file()]
+        upload_mb = sum(path.stat().st_size for path in upload_files) / 2**20
+    shutil.rmtree(uploads, ignore_errors=True)
     memory = {
         "soak_clients": soak.clients, "soak_requests": soak.requests, "soak_errors": soak.errors,
         "soak_requests_per_s": soak.summary()["requests_per_s"],
         "rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1),
+        "uploaded_files_kept": len(upload_files), "uploaded_mb_kept": round(upload_mb, 2),
     }
     return {
         "command": "python -m bench.bench_load " + " ".join(sys.argv[1:]),
+        "app": str(options.app),
+        "app_environment": options.env,
         "endpoint": "/predict (upload + call + event stream per request)",
         "images": f"{len(scans)} MNIST test digits as {SCAN_SIZE}x{SCAN_SIZE} PNG scans",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
@@ -188,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--soak", type=int, default=10_000, help="requests between the two RSS readings")
     parser.add_argument("--soak-max-seconds", type=float, default=300, help="time for the soak at most")
     parser.add_argument("--images", type=int, default=500, help="distinct test digits to send")
+    parser.add_argument("--app", type=Path, default=APP, help="the app to load (default: app.py; or a variant)")
+    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="extra environment of the app, e.g. GRADIO_DEFAULT_CONCURRENCY_LIMIT=2")
     parser.add_argument("--server-log", type=Path, default=None, help="write the app's output here")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     options = parser.parse_args(argv)
