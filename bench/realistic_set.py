@@ -160,14 +160,14 @@ def smooth_noise(shape: tuple[int, int], scale: float, rng: np.random.Generator)
 def lighting(shape: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
     """A multiplicative lighting field: a linear gradient plus a vignette."""
     height, width = shape
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    x, y = x / width - 0.5, y / height - 0.5
+    y, x = np.ogrid[0:height, 0:width]
+    x, y = (x / width - 0.5).astype(np.float32), (y / height - 0.5).astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     gradient = (x * np.cos(angle) + y * np.sin(angle)) * rng.uniform(0.3, 1.0)
     cx, cy = rng.uniform(-0.3, 0.3, 2)
     vignette = (x - cx) ** 2 + (y - cy) ** 2
     field = 1 - strength * (gradient + 0.5) * 0.6 - strength * vignette * rng.uniform(0.3, 1.2)
-    return np.clip(field, 0.25, 1.0)
+    return np.clip(field, 0.25, 1.0).astype(np.float32)
 
 
 def composite(paper: np.ndarray, coverage: np.ndarray, ink_colour, opacity: float, top: int, left: int) -> np.ndarray:
@@ -187,6 +187,10 @@ def place(canvas_shape: tuple[int, int], ink_shape: tuple[int, int], rng: np.ran
     top = rng.integers(my, max(my + 1, height - ink_height - my))
     left = rng.integers(mx, max(mx + 1, width - ink_width - mx))
     return int(min(top, height - ink_height)), int(min(left, width - ink_width))
+
+
+def gaussian_noise(rng: np.random.Generator, sigma: float, shape) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(sigma)
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:
@@ -214,7 +218,7 @@ def render_photo(digit, rng):
     """Phone photo: tinted paper, uneven light, perspective, blur, noise, JPEG."""
     height, width = canvas_size(rng, 1000, 2400)
     paper_colour = rng.uniform(200, 250) * np.array([1, rng.uniform(0.93, 1.0), rng.uniform(0.8, 1.0)])
-    paper = np.ones((height, width, 3), np.float32) * paper_colour
+    paper = np.ones((height, width, 3), np.float32) * paper_colour.astype(np.float32)
     paper += 4 * smooth_noise((height, width), 40, rng)[:, :, None]
     ink_height = int(min(height, width) * rng.uniform(0.3, 0.6))
     strokes = natural_strokes(digit, ink_height) if rng.random() < 0.6 else pen_strokes(
@@ -227,7 +231,7 @@ def render_photo(digit, rng):
     photo = Image.fromarray(to_uint8(image), "RGB")
     photo = perspective(photo, rng, 0.06, tuple(int(c) for c in paper_colour * 0.7))
     photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.8)))
-    noisy = np.asarray(photo, np.float32) + rng.normal(0, rng.uniform(2, 7), (height, width, 3))
+    noisy = np.asarray(photo, np.float32) + gaussian_noise(rng, rng.uniform(2, 7), (height, width, 3))
     return jpeg(Image.fromarray(to_uint8(noisy), "RGB"), int(rng.integers(45, 86)))
 
 
@@ -255,7 +259,7 @@ def render_scan(digit, rng):
     height, width = canvas_size(rng, 1400, 2000)
     spacing = int(rng.integers(45, 80))
     paper = np.full((height, width), rng.uniform(242, 254), np.float32)
-    paper += 2.5 * smooth_noise((height, width), 2, rng) + 1.5 * rng.standard_normal((height, width))
+    paper += 2.5 * smooth_noise((height, width), 2, rng) + gaussian_noise(rng, 1.5, (height, width))
     paper = np.repeat(paper[:, :, None], 3, axis=2)
     line_colour = np.array(rng.choice([(150, 185, 235), (170, 170, 175), (120, 160, 220)]), np.float32)
     thickness = int(rng.integers(2, 5))
@@ -307,7 +311,7 @@ def render_thin_pen(digit, rng):
     """A fine pen (1–2 px strokes) on a large, slightly noisy grayscale scan."""
     height, width = canvas_size(rng, 1500, 2800)
     paper = np.full((height, width, 1), rng.uniform(225, 250), np.float32)
-    paper += rng.normal(0, rng.uniform(1, 4), (height, width, 1))
+    paper += gaussian_noise(rng, rng.uniform(1, 4), (height, width, 1))
     ink_height = int(min(height, width) * rng.uniform(0.35, 0.7))
     strokes = slant(pen_strokes(digit, ink_height, rng.uniform(1.0, 2.0), rng), rng)
     top, left = place((height, width), strokes.shape, rng, 0.08)
@@ -321,7 +325,7 @@ def render_thick_marker(digit, rng):
     ink_height = int(min(height, width) * rng.uniform(0.45, 0.8))
     strokes = slant(pen_strokes(digit, ink_height, ink_height * rng.uniform(0.14, 0.22), rng), rng)
     paper = np.full((height, width, 3), rng.uniform(235, 255), np.float32)
-    paper += rng.normal(0, 2, (height, width, 1))
+    paper += gaussian_noise(rng, 2, (height, width, 1))
     ink = rng.choice([(10, 10, 10), (200, 30, 30), (20, 60, 180), (20, 120, 50)])
     top, left = place((height, width), strokes.shape, rng, 0.05)
     return Image.fromarray(to_uint8(composite(paper, strokes, ink, 1.0, top, left)), "RGB")
@@ -340,7 +344,7 @@ def render_small(digit, rng):
     top, left = place(paper.shape[:2], strokes.shape, rng, 0.03)
     big = composite(paper, strokes, (rng.uniform(0, 60),), rng.uniform(0.8, 1.0), top, left)
     small = Image.fromarray(to_uint8(big[:, :, 0]), "L").resize((width, height), Image.Resampling.BOX)
-    noisy = np.asarray(small, np.float32) + rng.normal(0, 2, (height, width))
+    noisy = np.asarray(small, np.float32) + gaussian_noise(rng, 2, (height, width))
     return Image.fromarray(to_uint8(noisy), "L")
 
 
@@ -351,7 +355,7 @@ def render_off_centre(digit, rng):
     strokes = slant(natural_strokes(digit, ink_height), rng)
     paper = np.full((height, width, 3), rng.uniform(215, 250), np.float32)
     paper *= lighting((height, width), rng, 0.3)[:, :, None]
-    paper += rng.normal(0, rng.uniform(1.5, 4), (height, width, 1))
+    paper += gaussian_noise(rng, rng.uniform(1.5, 4), (height, width, 1))
     margin_y, margin_x = (int(s * rng.uniform(0.03, 0.2)) for s in (height, width))
     top = margin_y if rng.random() < 0.5 else height - strokes.shape[0] - margin_y
     left = margin_x if rng.random() < 0.5 else width - strokes.shape[1] - margin_x
@@ -364,7 +368,7 @@ def render_dark_background(digit, rng):
     height, width = canvas_size(rng, 600, 1400)
     board = np.array(rng.choice([(35, 55, 45), (30, 32, 35), (45, 50, 60)]), np.float32)
     paper = np.ones((height, width, 3), np.float32) * board
-    paper += (6 * smooth_noise((height, width), 120, rng) + 3 * rng.standard_normal((height, width)))[:, :, None]
+    paper += (6 * smooth_noise((height, width), 120, rng) + gaussian_noise(rng, 3, (height, width)))[:, :, None]
     ink_height = int(min(height, width) * rng.uniform(0.4, 0.75))
     strokes = natural_strokes(digit, ink_height) if rng.random() < 0.5 else pen_strokes(
         digit, ink_height, ink_height * rng.uniform(0.06, 0.12), rng)

