@@ -38,6 +38,7 @@ STROKE_WIDTH = 2.6  # median MNIST stroke width in pixels of the 20-px box
 THIN_STROKE, FAT_STROKE = 1.9, 4.4  # strokes outside this range are re-stroked towards STROKE_WIDTH
 CROP_WORKING_SIDE = 160  # the ink crop is resampled to about this size for stroke-width work
 FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak ink signal
+NO_INK = "No ink found: the image looks empty. Write or draw a digit with clear contrast."
 
 
 class InvalidImageError(ValueError):
@@ -401,7 +402,7 @@ def to_model_input(ink: np.ndarray) -> np.ndarray:
     ink = np.asarray(ink, dtype=np.float32)
     box = ink_bounding_box(ink)
     if box is None or ink.sum() < 1.0:
-        raise BlankImageError("No ink found: the image looks empty. Write or draw a digit with clear contrast.")
+        raise BlankImageError(NO_INK)
     left, top, right, bottom = box
     crop = _resample_crop(ink[top:bottom, left:right])
     crop = _normalise_stroke_width(crop)
@@ -466,7 +467,7 @@ def _fit(width: int, height: int, side: int) -> tuple[int, int]:
 def _fit_in_box(crop: np.ndarray, side: int) -> np.ndarray:
     box = ink_bounding_box(crop)
     if box is None:
-        raise BlankImageError("No ink found: the image looks empty. Write or draw a digit with clear contrast.")
+        raise BlankImageError(NO_INK)
     crop = crop[box[1] : box[3], box[0] : box[2]]
     size = _fit(crop.shape[1], crop.shape[0], side)
     resized = Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS)  # anti-aliased, as MNIST
@@ -477,7 +478,7 @@ def _centre_by_mass(patch: np.ndarray) -> np.ndarray:
     """Place ``patch`` in a 28×28 image with its centre of mass at MNIST's (integer shift, as MNIST)."""
     height, width = patch.shape
     if patch.sum() <= 0:
-        raise BlankImageError("No ink found: the image looks empty. Write or draw a digit with clear contrast.")
+        raise BlankImageError(NO_INK)
     centre_y, centre_x = ndi.center_of_mass(patch)
     top = int(np.clip(round(MNIST_CENTRE - centre_y), 0, MNIST_SIDE - height))
     left = int(np.clip(round(MNIST_CENTRE - centre_x), 0, MNIST_SIDE - width))
@@ -510,7 +511,7 @@ def preprocess(source) -> Preprocessed:
     ink = ink_map(working)
     box = ink_bounding_box(ink)
     if box is None:
-        raise BlankImageError("No ink found: the image looks empty. Write or draw a digit with clear contrast.")
+        raise BlankImageError(NO_INK)
     model_input = to_model_input(ink)
     scale_x, scale_y = working.width / source_width, working.height / source_height
     left, top, right, bottom = box
