@@ -16,21 +16,28 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", default=None, help="hub branch, tag or commit")
 
 
-def run_predict(args: argparse.Namespace) -> int:
+def report_each(paths: list[str], analyse, summary, as_json: bool) -> int:
     """Print one line (or one JSON object) per image; unreadable images are reported, not fatal."""
-    recognizer = Recognizer.from_pretrained(args.model, args.revision)
     failures = 0
-    for path in args.images:
+    for path in paths:
         try:
-            prediction = recognizer.predict(path)
-            result = {"file": path, **prediction.to_dict()}
-            line = f"{path}: {prediction.digit} ({prediction.confidence:.1%})" + ("  unsure: may not be a digit" if prediction.unsure else "")
+            result = analyse(path)
+            record, line = {"file": path, **result.to_dict()}, f"{path}: {summary(result)}"
         except (InvalidImageError, OSError) as error:
             failures += 1
-            result = {"file": path, "error": str(error)}
-            line = f"{path}: error: {error}"
-        print(json.dumps(result) if args.json else line)
+            record, line = {"file": path, "error": str(error)}, f"{path}: error: {error}"
+        print(json.dumps(record) if as_json else line)
     return 1 if failures else 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """One digit per image."""
+    recognizer = Recognizer.from_pretrained(args.model, args.revision)
+
+    def summary(prediction) -> str:
+        return f"{prediction.digit} ({prediction.confidence:.1%})" + ("  unsure: may not be a digit" if prediction.unsure else "")
+
+    return report_each(args.images, recognizer.predict, summary, args.json)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -83,17 +90,11 @@ def add_read_command(commands) -> None:
 
     def run_read(args: argparse.Namespace) -> int:
         recognizer = Recognizer.from_pretrained(args.model, args.revision)
-        failures = 0
-        for path in args.images:
-            try:
-                reading = recognizer.read(path)
-                result = {"file": path, **reading.to_dict()}
-                line = f"{path}: {reading.text} ({reading.confidence:.1%})" + ("  unsure" if reading.unsure else "")
-            except (InvalidImageError, OSError) as error:
-                failures += 1
-                result, line = {"file": path, "error": str(error)}, f"{path}: error: {error}"
-            print(json.dumps(result) if args.json else line)
-        return 1 if failures else 0
+
+        def summary(reading) -> str:
+            return f"{reading.text} ({reading.confidence:.1%})" + ("  unsure" if reading.unsure else "")
+
+        return report_each(args.images, recognizer.read, summary, args.json)
 
     read = commands.add_parser("read", help="read a whole number (several digits) from each image")
     read.add_argument("images", nargs="+", help="image files (PNG, JPEG, WEBP, BMP, GIF, TIFF)")
