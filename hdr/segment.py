@@ -20,6 +20,7 @@ RULED_LINE_SPAN = 0.6  # a thin row band inked over this fraction of the image w
 SPECK_AREA = 0.004  # components smaller than this × line height² are noise
 MERGE_OVERLAP = 0.5  # stacked components overlapping by this fraction of the narrower one's width are one digit
 SMALL = 0.45  # components lower than this × line height are separators or noise, not digits
+ATTACHED = 0.05  # small components closer than this × line height to a digit belong to it
 CUT_SPACING = 0.15  # minimum distance between candidate cuts, × line height
 MIN_PIECE_WIDTH = 0.12  # candidate cuts keep at least this × line height from a unit's edges
 MAX_PIECE_WIDTH = 1.6  # widest piece tried as one digit, × line height
@@ -91,8 +92,13 @@ def segment(ink: np.ndarray) -> Layout:
     components = [c for c in components if not is_underline(c, line_height)]
     groups = merge_stacked(components)
     digits = [g for g in groups if g.height >= SMALL * line_height]
-    marks = [mark for g in groups if g.height < SMALL * line_height
-             if (mark := separator(g, digits, line_height)) is not None]
+    marks = []
+    for small in (g for g in groups if g.height < SMALL * line_height):
+        touching = [i for i, d in enumerate(digits) if horizontal_gap(small, d) <= ATTACHED * line_height]
+        if touching:  # a fragment hugging a digit (a broken stroke) is part of it, not a separator
+            digits[touching[0]] = union(digits[touching[0]], small)
+        elif (mark := separator(small, digits, line_height)) is not None:
+            marks.append(mark)
     units = [cut_candidates(g, line_height) for g in sorted(digits, key=lambda g: g.box[0])]
     return Layout(units, sorted(marks, key=lambda m: m.box[0]), line_height, ink.shape)
 
@@ -152,6 +158,11 @@ def merge_stacked(components: list[Component]) -> list[Component]:
             if merged:
                 break
     return groups
+
+
+def horizontal_gap(first: Component, second: Component) -> int:
+    """Columns between two components (negative when they overlap horizontally)."""
+    return max(first.box[0], second.box[0]) - min(first.box[2], second.box[2])
 
 
 def union(first: Component, second: Component) -> Component:

@@ -40,6 +40,8 @@ def test_generous_and_tight_spacing(recognizer, pool, subset):
     assert [d.digit for d in reading.digits] == [4, 0, 9, 1, 7]
 
 
+@pytest.mark.xfail(strict=True, reason="known weakness: touching digits are read exactly in only a few % of the "
+                   "benchmark's touching subset (README, Reading numbers); flips to a failure once fixed")
 def test_touching_digits_are_split(recognizer, pool):
     sample = render_number("2836", "touching", 2, pool)
     assert pieces_of_ink(sample.image) < 4  # the ink of neighbours really merges
