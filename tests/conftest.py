@@ -1,12 +1,17 @@
 """Shared fixtures: the repository root, MNIST (when present) and the shipped model."""
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import numpy as np
-import pytest
+# huggingface_hub reads this once, at import: without it each hub request first calls huggingface.co.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from hdr import mnist
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from hdr import mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_ROOT = REPO.parent / "shared" / "data"
