@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
 
 from hdr.preprocess import BlankImageError, ink_map, load_image, to_model_input, working_copy
 from hdr.segment import Box, Layout, Mark, Piece, Unit, segment
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
     from hdr.recognizer import Prediction, Recognizer
 
 SPACE_GAP = 0.9  # a gap wider than this × line height (and twice the usual gap) separates digit groups
-SPLIT_PENALTY = 0.5  # score cost of each digit (so two confident halves don't beat one confident whole)
+SPLIT_PENALTY = 1.0  # score cost of each digit (so two confident halves don't beat one confident whole)
 CUT_PENALTY = 0.5  # score cost per stroke a cut goes through
 WIDE, WIDE_PENALTY = 1.2, 5.0  # pieces wider than WIDE × line height lose WIDE_PENALTY per line height beyond
 
