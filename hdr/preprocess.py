@@ -209,6 +209,10 @@ def ink_map(image: Image.Image, single_digit: bool = True) -> np.ndarray:
         signal, noise = _ink_signal(luminance)
     smooth = ndi.gaussian_filter(signal, 1.0)
     thresholds = _thresholds(smooth, noise)
+    if thresholds is not None:
+        inside = _remove_edge_regions(smooth > thresholds[0])
+        if inside.any():  # the desk around a photographed sheet may be darker than the ink: measure the ink inside
+            thresholds = _thresholds(smooth, noise, peak=float(smooth[inside].max()))
     if thresholds is None:
         return np.zeros(signal.shape, np.float32)
     faint, clear = thresholds
@@ -242,8 +246,10 @@ def _ink_signal(luminance: np.ndarray) -> tuple[np.ndarray, float]:
     # for Gaussian noise the 25th percentile of |residual| is 0.3186 σ.
     noise = float(np.percentile(np.abs(residual[::2, ::2]), 25)) / 0.3186
     floor = 3 * noise + 0.02
-    dark = np.clip(-residual - floor, 0, None).sum()
-    light = np.clip(residual - floor, 0, None).sum()
+    height, width = residual.shape
+    centre = residual[height // 10 : height - height // 10, width // 10 : width - width // 10]  # not the desk around
+    dark = np.clip(-centre - floor, 0, None).sum()
+    light = np.clip(centre - floor, 0, None).sum()
     signal = -residual if dark >= light else residual
     return np.clip(signal, 0, None), noise
 
@@ -285,9 +291,10 @@ def _poly_terms(x, y, degree: int) -> list:
     return [x**i * y**j for i in range(degree + 1) for j in range(degree + 1 - i)]
 
 
-def _thresholds(smooth: np.ndarray, noise: float) -> tuple[float, float] | None:
-    """The faint and the clear ink thresholds of a smoothed ink signal, or None when there is no ink at all."""
-    peak = float(smooth.max())
+def _thresholds(smooth: np.ndarray, noise: float, peak: float | None = None) -> tuple[float, float] | None:
+    """The faint and the clear ink thresholds of a smoothed ink signal (relative to its ``peak``, by default
+    its maximum), or None when there is no ink at all."""
+    peak = float(smooth.max()) if peak is None else peak
     smooth_noise = noise / 3  # a σ=1 Gaussian averages about 12 pixels of independent noise
     if peak < max(0.04, 6 * smooth_noise):
         return None
@@ -352,7 +359,7 @@ def _remove_edge_regions(mask: np.ndarray) -> np.ndarray:
     frame = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
     contact = np.bincount(frame, minlength=count + 1)
     contact[0] = 0
-    limit = max(3 * stroke_width(mask), 0.15 * min(mask.shape))
+    limit = max(3 * stroke_width(mask), 0.08 * min(mask.shape))
     along_edge = contact > limit
     if not along_edge.any() or along_edge[1:].all():
         return mask  # nothing along the edge, or nothing else (then it is the drawing itself)
