@@ -2,6 +2,7 @@
 
     python -m bench.bench_load                       # 1, 16, 64 clients, then 10,000 requests for the RSS
     python -m bench.bench_load --levels 1 4 --requests 50 --soak 200 --max-seconds 10   # a quick look
+    python -m bench.bench_load --files-per-request 16    # clients that send 16 images per /predict_batch call
 
 The app (``app.py``) is started in a subprocess on 127.0.0.1. Each simulated client is an asyncio task
 that does what ``gradio_client`` does for one prediction: upload the image (``POST /gradio_api/upload``),
@@ -48,7 +49,9 @@ class Level:
     """What one level of concurrency measured."""
 
     clients: int
+    files_per_request: int = 1
     requests: int = 0
+    predictions: int = 0
     errors: int = 0
     wrong_digits: int = 0
     seconds: float = 0.0
@@ -59,9 +62,11 @@ class Level:
         """JSON-friendly figures (latencies of successful requests only)."""
         latencies = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
         return {
-            "clients": self.clients, "requests": self.requests, "errors": self.errors,
+            "clients": self.clients, "files_per_request": self.files_per_request, "requests": self.requests,
+            "predictions": self.predictions, "errors": self.errors,
             "wrong_digits": self.wrong_digits, "seconds": round(self.seconds, 2),
             "requests_per_s": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
+            "predictions_per_s": round(self.predictions / self.seconds, 1) if self.seconds else 0.0,
             "p50_ms": round(float(np.percentile(latencies, 50)), 1),
             "p95_ms": round(float(np.percentile(latencies, 95)), 1),
             "p99_ms": round(float(np.percentile(latencies, 99)), 1),
@@ -82,18 +87,23 @@ def digit_scans(count: int) -> list[tuple[bytes, int]]:
     return scans
 
 
-async def predict(session: aiohttp.ClientSession, url: str, png: bytes) -> dict:
-    """One prediction through the Gradio HTTP API, as ``gradio_client`` makes it; returns the answer dict."""
+async def predict(session: aiohttp.ClientSession, url: str, pngs: list[bytes]) -> list[dict]:
+    """Predictions through the Gradio HTTP API, as ``gradio_client`` makes them; one answer dict per image.
+
+    One image goes to ``/predict``; several go, uploaded together, to ``/predict_batch`` in one call.
+    """
     form = aiohttp.FormData()
-    form.add_field("files", png, filename="digit.png", content_type="image/png")
+    for number, png in enumerate(pngs):
+        form.add_field("files", png, filename=f"digit{number}.png", content_type="image/png")
     async with session.post(f"{url}/gradio_api/upload", data=form) as response:
         response.raise_for_status()
-        path = (await response.json())[0]
-    body = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}]}
-    async with session.post(f"{url}/gradio_api/call/predict", json=body) as response:
+        files = [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in await response.json()]
+    endpoint = "predict" if len(files) == 1 else "predict_batch"
+    body = {"data": [files[0] if len(files) == 1 else files]}
+    async with session.post(f"{url}/gradio_api/call/{endpoint}", json=body) as response:
         response.raise_for_status()
         event_id = (await response.json())["event_id"]
-    async with session.get(f"{url}/gradio_api/call/predict/{event_id}") as response:
+    async with session.get(f"{url}/gradio_api/call/{endpoint}/{event_id}") as response:
         response.raise_for_status()
         event = None
         async for raw_line in response.content:
@@ -104,14 +114,15 @@ async def predict(session: aiohttp.ClientSession, url: str, png: bytes) -> dict:
                 data = line.removeprefix("data:").strip()
                 if event == "error":
                     raise RuntimeError(f"the app answered with an error: {data[:200]}")
-                return json.loads(data)[0]
+                answer = json.loads(data)[0]
+                return [answer] if len(files) == 1 else answer
     raise RuntimeError("the event stream ended without an answer")
 
 
 async def run_level(url: str, scans: list[tuple[bytes, int]], clients: int, requests: int,
-                    max_seconds: float) -> Level:
-    """``clients`` concurrent clients share ``requests`` predictions, stopping early after ``max_seconds``."""
-    level = Level(clients)
+                    max_seconds: float, files_per_request: int = 1) -> Level:
+    """``clients`` concurrent clients share ``requests`` requests, stopping early after ``max_seconds``."""
+    level = Level(clients, files_per_request)
     issued = 0
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=60)
@@ -122,17 +133,20 @@ async def run_level(url: str, scans: list[tuple[bytes, int]], clients: int, requ
         async def client() -> None:
             nonlocal issued
             while issued < requests and time.perf_counter() < deadline:
-                png, label = scans[issued % len(scans)]
+                first = issued * files_per_request
+                batch = [scans[index % len(scans)] for index in range(first, first + files_per_request)]
                 issued += 1
                 sent = time.perf_counter()
                 try:
-                    answer = await predict(session, url, png)
+                    answers = await predict(session, url, [png for png, _ in batch])
                 except Exception as error:  # counted and reported, never fatal
                     level.errors += 1
                     level.error_examples.append(f"{type(error).__name__}: {error}"[:300])
                 else:
                     level.latencies_ms.append((time.perf_counter() - sent) * 1000)
-                    level.wrong_digits += answer.get("digit") != label
+                    level.predictions += len(answers)
+                    level.wrong_digits += sum(answer.get("digit") != label
+                                              for answer, (_, label) in zip(answers, batch, strict=True))
                 level.requests += 1
 
         await asyncio.gather(*(client() for _ in range(clients)))
@@ -142,10 +156,11 @@ async def run_level(url: str, scans: list[tuple[bytes, int]], clients: int, requ
 
 def print_table(rows: list[dict], memory: dict) -> None:
     """The results for people."""
-    print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-          f"{'errors':>6} {'wrong':>5}")
+    print(f"{'clients':>7} {'files/req':>9} {'requests':>8} {'req/s':>7} {'pred/s':>7} {'p50 ms':>7} {'p95 ms':>7} "
+          f"{'p99 ms':>7} {'errors':>6} {'wrong':>5}")
     for row in rows:
-        print(f"{row['clients']:>7} {row['requests']:>8} {row['requests_per_s']:>7} {row['p50_ms']:>7} "
+        print(f"{row['clients']:>7} {row['files_per_request']:>9} {row['requests']:>8} {row['requests_per_s']:>7} "
+              f"{row['predictions_per_s']:>7} {row['p50_ms']:>7} "
               f"{row['p95_ms']:>7} {row['p99_ms']:>7} {row['errors']:>6} {row['wrong_digits']:>5}")
     print(f"server RSS: {memory['rss_before_mb']} MB before, {memory['rss_after_mb']} MB after "
           f"{memory['soak_requests']} requests ({memory['soak_errors']} errors); "
@@ -164,18 +179,20 @@ async def benchmark(options: argparse.Namespace) -> dict:
             raise SystemExit(f"the app fails to answer: {warm_up.error_examples[:3]}")
         levels = []
         for clients in options.levels:
-            level = await run_level(app.url, scans, clients, options.requests, options.max_seconds)
+            level = await run_level(app.url, scans, clients, options.requests, options.max_seconds,
+                                    options.files_per_request)
             levels.append(level.summary())
-            print(f"  {clients} clients: {levels[-1]['requests_per_s']} req/s", flush=True)
+            print(f"  {clients} clients: {levels[-1]['predictions_per_s']} predictions/s", flush=True)
         rss_before = app.rss_bytes()
-        soak = await run_level(app.url, scans, max(options.levels), options.soak, options.soak_max_seconds)
+        soak = await run_level(app.url, scans, max(options.levels), options.soak, options.soak_max_seconds,
+                               options.files_per_request)
         rss_after = app.rss_bytes()
         upload_files = [path for path in uploads.rglob("*") if path.is_file()]
         upload_mb = sum(path.stat().st_size for path in upload_files) / 2**20
     shutil.rmtree(uploads, ignore_errors=True)
     memory = {
         "soak_clients": soak.clients, "soak_requests": soak.requests, "soak_errors": soak.errors,
-        "soak_requests_per_s": soak.summary()["requests_per_s"],
+        "soak_predictions": soak.predictions, "soak_requests_per_s": soak.summary()["requests_per_s"],
         "rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1),
         "uploaded_files_kept": len(upload_files), "uploaded_mb_kept": round(upload_mb, 2),
     }
@@ -183,7 +200,8 @@ async def benchmark(options: argparse.Namespace) -> dict:
         "command": "python -m bench.bench_load " + " ".join(sys.argv[1:]),
         "app": str(options.app),
         "app_environment": options.env,
-        "endpoint": "/predict (upload + call + event stream per request)",
+        "endpoint": ("/predict" if options.files_per_request == 1 else "/predict_batch")
+        + " (upload + call + event stream per request)",
         "images": f"{len(scans)} MNIST test digits as {SCAN_SIZE}x{SCAN_SIZE} PNG scans",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
@@ -200,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--soak", type=int, default=10_000, help="requests between the two RSS readings")
     parser.add_argument("--soak-max-seconds", type=float, default=300, help="time for the soak at most")
     parser.add_argument("--images", type=int, default=500, help="distinct test digits to send")
+    parser.add_argument("--files-per-request", type=int, default=1,
+                        help="images per request: 1 uses /predict, more use /predict_batch")
     parser.add_argument("--app", type=Path, default=APP, help="the app to load (default: app.py; or a variant)")
     parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
                         help="extra environment of the app, e.g. GRADIO_DEFAULT_CONCURRENCY_LIMIT=2")
