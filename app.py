@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls; must precede the import
+# Preprocessing solves many tiny least-squares fits; multi-threaded OpenBLAS made each ~7× slower (bench/bench_load.py).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
@@ -367,7 +369,8 @@ def number_outputs(results: list[tuple[Image.Image | None, Reading | str]]) -> t
 def build_demo(digit_app: DigitApp) -> gr.Blocks:
     """The Gradio interface and API of the app."""
     recognizer = digit_app.recognizer
-    with gr.Blocks(title="hdr — handwritten digit recognition") as demo:
+    # Uploaded files are removed after an hour, so a long-running server does not fill the disk.
+    with gr.Blocks(title="hdr — handwritten digit recognition", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# Handwritten digit recognition\nDraw a digit or upload a photo or scan of one.")
         gr.Markdown(f"**Model:** {recognizer.source.describe()}", elem_id="model-info")
         with gr.Tabs():
