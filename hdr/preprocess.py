@@ -359,8 +359,10 @@ def _remove_edge_regions(mask: np.ndarray) -> np.ndarray:
     labels, count = ndi.label(mask, structure=np.ones((3, 3)))
     if count == 0:
         return mask
-    frame = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
-    contact = np.bincount(frame, minlength=count + 1)
+    band = max(1, round(0.02 * min(mask.shape)))  # the edge zone: a sliver of desk may stop short of the very edge
+    frame = np.concatenate([labels[:band].ravel(), labels[-band:].ravel(),
+                            labels[band:-band, :band].ravel(), labels[band:-band, -band:].ravel()])
+    contact = np.bincount(frame, minlength=count + 1) / band  # about the length along the edge
     contact[0] = 0
     limit = max(3 * stroke_width(mask), 0.08 * min(mask.shape))
     along_edge = contact > limit
