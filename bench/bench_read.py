@@ -19,8 +19,8 @@ from PIL import Image
 
 from bench.multidigit_set import SUBSETS, DigitPool, write_set
 from hdr import Recognizer
-from hdr.preprocess import InvalidImageError, load_image, working_copy
-from hdr.reader import model_input_or_none, number_ink_map
+from hdr.preprocess import InvalidImageError, ink_map, load_image, working_copy
+from hdr.reader import model_input_or_none
 from hdr.segment import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
 
 BATCH = 16
@@ -60,7 +60,7 @@ def read_texts(recognizer: Recognizer, images: list[Image.Image]) -> list[str]:
 
 def baseline_text(recognizer: Recognizer, image: Image.Image) -> str:
     """Plain connected components of the reader's own ink map, left to right, each classified as one digit."""
-    components = connected_components(number_ink_map(working_copy(load_image(image))))
+    components = connected_components(ink_map(working_copy(load_image(image)), single_digit=False))
     height = typical_height(components)
     components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * height**2]
     components.sort(key=lambda c: c.box[0])

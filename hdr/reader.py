@@ -63,22 +63,13 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     Raises ``InvalidImageError`` for unreadable input and ``BlankImageError`` when an image holds no digit.
     """
     loaded = [load_image(image) for image in images]
-    layouts = [segment(number_ink_map(working_copy(image))) for image in loaded]
+    # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
+    layouts = [segment(ink_map(working_copy(image), single_digit=False)) for image in loaded]
     candidates = [(piece, model_input) for layout in layouts for unit in layout.units for piece in unit.pieces
                   if (model_input := model_input_or_none(piece.ink)) is not None]
     predictions = recognizer.classify([model_input for _, model_input in candidates])
     scored = {id(piece): prediction for (piece, _), prediction in zip(candidates, predictions)}
     return [compose(image, layout, scored) for image, layout in zip(loaded, layouts)]
-
-
-def number_ink_map(image: Image.Image) -> np.ndarray:
-    """:func:`hdr.preprocess.ink_map` without its last step, speck removal.
-
-    That step keeps the biggest blob and what is near it: right for one digit, wrong for a number
-    (it drops decimal points and far-away 1s). :func:`hdr.segment.segment` drops specks relative
-    to the line height instead.
-    """
-    return ink_map(image, single_digit=False)
 
 
 def model_input_or_none(ink: np.ndarray) -> np.ndarray | None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from hdr.preprocess import stroke_width
+
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 
 INK_THRESHOLD = 0.2  # ink-map value above which a pixel counts as ink
@@ -224,12 +226,6 @@ def cut_candidates(component: Component, line_height: float) -> Unit:
             crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
             pieces.append(Piece(crop, box, start, end))
     return Unit(component.box, strokes_crossed, pieces)
-
-
-def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width in pixels of a boolean stroke mask (twice the area over the boundary length)."""
-    boundary = mask & ~ndimage.binary_erosion(mask)
-    return 2.0 * mask.sum() / max(int(boundary.sum()), 1)
 
 
 def seams_through(ink: np.ndarray, line_height: float) -> list[tuple[np.ndarray, float]]:
