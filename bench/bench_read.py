@@ -1,7 +1,7 @@
 """Benchmark of reading whole numbers on the multi-digit set, next to a plain connected-components baseline.
 
     python -m bench.bench_read                  # shipped model, generates bench/data/multidigit if missing
-    python -m bench.bench_read --model path/or/repo-id --limit 50
+    python -m bench.bench_read --model path/or/repo-id --line-reader path/to/line/reader --limit 50
 
 Exact match compares the whole text (digits, separators, spaces); digit accuracy is
 1 − edit distance / length over the digits alone. The baseline classifies each connected component
@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from bench.multidigit_set import SUBSETS, DigitPool, write_set
+from bench.multidigit_set import SUBSETS, write_set
+from hdr.synthetic import DigitPool
 from hdr import Recognizer
-from hdr.preprocess import InvalidImageError, ink_map, load_image, working_copy
-from hdr.reader import model_input_or_none
-from hdr.segment import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
+from hdr.recognizer import SHIPPED_LINE_READER
+from hdr.lines import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
+from hdr.preprocess import BlankImageError, InvalidImageError, ink_map, load_image, to_model_input, working_copy
 
 BATCH = 16
 
@@ -68,6 +70,14 @@ def baseline_text(recognizer: Recognizer, image: Image.Image) -> str:
     return "".join(str(p.digit) for p in recognizer.classify(inputs))
 
 
+def model_input_or_none(ink: np.ndarray) -> np.ndarray | None:
+    """The 28×28 classifier input of a component, or ``None`` when it holds too little ink."""
+    try:
+        return to_model_input(ink)
+    except BlankImageError:
+        return None
+
+
 def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int) -> dict:
     """Exact match and digit accuracy per subset for the reader and the baseline."""
     results = {}
@@ -107,7 +117,9 @@ def print_table(results: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="model folder or hub repo id (default: the shipped model)")
+    parser.add_argument("--model", default=None, help="digit model folder or hub repo id (default: the shipped model)")
+    parser.add_argument("--line-reader", type=Path, default=SHIPPED_LINE_READER,
+                        help="line reader folder (default: the shipped one)")
     parser.add_argument("--data", type=Path, default=Path("bench/data/multidigit"))
     parser.add_argument("--data-root", default="../shared/data", help="MNIST root, to generate the set if missing")
     parser.add_argument("--per-subset", type=int, default=200, help="images per subset when generating")
@@ -115,13 +127,15 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench/results/read.json"))
     args = parser.parse_args()
     if not (args.data / "labels.json").exists():
-        write_set(args.data, DigitPool(args.data_root), args.per_subset)
+        write_set(args.data, DigitPool.from_mnist(args.data_root), args.per_subset)
     records = json.loads((args.data / "labels.json").read_text())
-    recognizer = Recognizer.from_pretrained(args.model)
+    recognizer = Recognizer.from_pretrained(args.model, line_reader=args.line_reader)
     results = evaluate(recognizer, args.data, records, args.limit)
     print_table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"model": recognizer.source.to_dict(), "results": results}, indent=1) + "\n")
+    record = {"command": "python -m bench.bench_read " + " ".join(sys.argv[1:]), "model": recognizer.source.to_dict(),
+              "line_reader": str(args.line_reader), "results": results}
+    args.output.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.output}")
 
 

@@ -1,4 +1,4 @@
-"""Deterministic generator of handwritten numbers (multi-digit strings) built from MNIST test digits.
+"""Deterministic benchmark set of handwritten numbers (multi-digit strings) built from MNIST test digits.
 
     python -m bench.multidigit_set                       # 200 images per subset into bench/data/multidigit
     python -m bench.multidigit_set --per-subset 50 --out /tmp/multidigit
@@ -23,14 +23,11 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from hdr import mnist
+from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, Box, DigitPool, LineStyle, add_underline, render_line
 
 SUBSETS = ("spaced", "tight", "touching", "overlapping", "separators", "broken", "photo", "sketch")
-DIGIT_HEIGHT = 20  # an MNIST digit fills a 20×20 box: its height at scale 1
 SEPARATOR_TEMPLATES = ("D.DD", "DD.DD", "DDD.DD", "D,DDD", "DD,DDD", "D,DDD,DDD", "DD-DD", "DDD-DDDD",
                        "DD-DD-DD", "DD DDD", "DDDD DDDD", "DDD DDD DDD", "DD.DD.DDDD")
-
-Box = tuple[int, int, int, int]
 
 
 @dataclass
@@ -42,100 +39,12 @@ class Sample:
     boxes: list[Box]
 
 
-class DigitPool:
-    """MNIST test digits by label, each cropped to its ink and scaled to [0, 1]."""
-
-    def __init__(self, data_root: str | Path = "../shared/data"):
-        images, labels = mnist.load(data_root, train=False)
-        self.images, self.labels = images.numpy(), labels.numpy()
-        self.by_digit = [np.flatnonzero(self.labels == digit) for digit in range(10)]
-
-    def pick(self, digit: int, rng: np.random.Generator) -> np.ndarray:
-        image = self.images[rng.choice(self.by_digit[digit])].astype(np.float32) / 255
-        rows, cols = np.nonzero(image > 0.1)
-        return image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-
-
 def random_text(subset: str, rng: np.random.Generator) -> str:
     """A random number for a subset: 2–12 digits, or a separator template for ``separators``."""
     if subset == "separators":
         template = SEPARATOR_TEMPLATES[rng.integers(len(SEPARATOR_TEMPLATES))]
         return "".join(str(rng.integers(10)) if char == "D" else char for char in template)
     return "".join(str(digit) for digit in rng.integers(0, 10, size=rng.integers(2, 13)))
-
-
-def resize(ink: np.ndarray, scale: float) -> np.ndarray:
-    """Smoothly rescale an ink bitmap."""
-    height, width = ink.shape
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.clip(np.asarray(Image.fromarray(ink, mode="F").resize(size, Image.BICUBIC)), 0, 1)
-
-
-def stroke(points: list[tuple[float, float]], radius: float, pad: float = 1.0) -> tuple[np.ndarray, float, float]:
-    """An anti-aliased pen stroke through ``points`` (x, y); returns the bitmap and its top-left corner."""
-    xs, ys = zip(*points)
-    left, top = min(xs) - radius - pad, min(ys) - radius - pad
-    width, height = int(np.ceil(max(xs) - left + radius + pad)), int(np.ceil(max(ys) - top + radius + pad))
-    grid_y, grid_x = np.mgrid[0:height, 0:width] + 0.5
-    grid_x, grid_y = grid_x + left, grid_y + top
-    distance = np.full((height, width), np.inf)
-    for (x0, y0), (x1, y1) in zip(points, points[1:] or points):
-        dx, dy = x1 - x0, y1 - y0
-        t = np.clip(((grid_x - x0) * dx + (grid_y - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
-        distance = np.minimum(distance, np.hypot(grid_x - x0 - t * dx, grid_y - y0 - t * dy))
-    return np.clip(radius + 0.5 - distance, 0, 1).astype(np.float32), left, top
-
-
-def break_strokes(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Cut a gap (a band about one stroke wide, within ±20° of horizontal) through a digit."""
-    height, width = ink.shape
-    grid_y, grid_x = np.mgrid[0:height, 0:width]
-    centre = height * rng.choice([rng.uniform(0.2, 0.4), rng.uniform(0.6, 0.8)])
-    slope = np.tan(np.radians(rng.uniform(-20, 20)))
-    half_gap = max(1.0, rng.uniform(0.05, 0.08) * height)
-    band = np.abs(grid_y - centre - slope * (grid_x - width / 2)) < half_gap
-    return np.where(band, 0, ink)
-
-
-class Canvas:
-    """A growing ink canvas (float, ink 1) that glyphs are pasted on with ``max``."""
-
-    def __init__(self, width: int, height: int):
-        self.ink = np.zeros((height, width), np.float32)
-
-    def touches(self, glyph: np.ndarray, left: int, top: int) -> bool:
-        """Whether ``glyph`` at (left, top) would touch ink already on the canvas (8-neighbourhood)."""
-        region = self.ink[top : top + glyph.shape[0], left : left + glyph.shape[1]]
-        return bool((ndimage.binary_dilation(region > 0.3, iterations=1) & (glyph > 0.3)).any())
-
-    def paste(self, glyph: np.ndarray, left: int, top: int) -> Box:
-        region = self.ink[top : top + glyph.shape[0], left : left + glyph.shape[1]]
-        np.maximum(region, glyph, out=region)
-        return left, top, left + glyph.shape[1], top + glyph.shape[0]
-
-
-def separator_glyph(char: str, height: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """A pen-drawn '.', ',' or '-' and how far above the baseline its bottom sits (negative: below)."""
-    radius = max(1.2, rng.uniform(0.05, 0.08) * height)
-    if char == "-":
-        length, tilt = rng.uniform(0.35, 0.6) * height, rng.uniform(-0.08, 0.08) * height
-        glyph, _, _ = stroke([(0, tilt), (length, -tilt)], radius)
-        return glyph, rng.uniform(0.4, 0.55) * height - glyph.shape[0] / 2
-    dot, _, _ = stroke([(0, 0), (0.3, 0.2)], radius * 1.3)
-    if char == ".":
-        return dot, rng.uniform(-0.02, 0.04) * height
-    tail = rng.uniform(0.2, 0.3) * height
-    glyph, _, _ = stroke([(0, 0), (0.3, 0.2), (-0.25 * tail, tail)], radius * 1.1)
-    return glyph, -tail + rng.uniform(0.0, 0.05) * height
-
-
-def gap_between(subset: str, height: float, rng: np.random.Generator) -> float:
-    """Horizontal gap between neighbouring digits' boxes (negative: overlap), for subsets that use a fixed gap."""
-    if subset == "spaced":
-        return rng.uniform(0.3, 0.8) * height
-    if subset == "tight":
-        return max(1.0, rng.uniform(0.03, 0.1) * height)
-    return rng.uniform(0.12, 0.45) * height
 
 
 def render_number(text: str, subset: str, seed: int | np.random.Generator, pool: DigitPool,
@@ -146,58 +55,21 @@ def render_number(text: str, subset: str, seed: int | np.random.Generator, pool:
     30% and 70% of ``photo`` images.
     """
     rng = np.random.default_rng(seed)
+    is_photo = subset == "photo"
     scale = {"photo": rng.uniform(2, 4), "sketch": rng.uniform(3, 5)}.get(subset, rng.uniform(1, 2))
-    height = DIGIT_HEIGHT * scale
-    drift_slope = rng.uniform(-0.08, 0.08) if subset == "photo" else 0.0
-    drift_wave = rng.uniform(0, 0.12) * height if subset == "photo" else 0.0
-    wave_length = rng.uniform(4, 8) * height
-    canvas = Canvas(int(len(text) * 2 * height + 4 * height), int(8 * height))
-    baseline0, cursor, previous = 4.5 * height, height, None
-    boxes: list[Box] = []
-    for char in text:
-        if char == " ":
-            cursor += rng.uniform(0.9, 1.4) * height
-            continue
-        baseline = baseline0 + drift_slope * cursor + drift_wave * np.sin(2 * np.pi * cursor / wave_length)
-        if char.isdigit():
-            size = rng.uniform(0.8, 1.2) if subset == "photo" else rng.uniform(0.95, 1.05)
-            glyph = resize(pool.pick(int(char), rng), scale * size)
-            if subset == "broken" and rng.random() < 0.6:
-                glyph = break_strokes(glyph, rng)
-            lift = rng.uniform(-0.04, 0.04) * height
-        else:
-            glyph, lift = separator_glyph(char, height, rng)
-        top = int(round(baseline - lift - glyph.shape[0]))
-        if previous is None or not char.isdigit() or not previous.isdigit():
-            left = cursor + (rng.uniform(0.1, 0.3) * height if previous else 0)
-        elif subset == "overlapping":
-            left = cursor - rng.uniform(0.15, 0.35) * min(glyph.shape[1], boxes[-1][2] - boxes[-1][0])
-        else:
-            left = cursor + gap_between(subset, height, rng)
-        left = int(round(left))
-        if subset == "touching" and previous is not None and previous.isdigit() and char.isdigit():
-            left = boxes[-1][2]  # boxes side by side, then slid together until the inks touch
-            deepest = left - max(2, round(0.15 * height))
-            while left > deepest and not canvas.touches(glyph, left, top):
-                left -= 1
-            left -= int(rng.integers(0, 2))
-        box = canvas.paste(glyph, left, top)
-        if char.isdigit():
-            boxes.append(box)
-        cursor, previous = box[2], char
+    style = LineStyle(
+        scale=scale,
+        spacing=subset if subset in SPACINGS else "normal",
+        size_jitter=0.2 if is_photo else 0.05,
+        drift_slope=rng.uniform(-0.08, 0.08) if is_photo else 0.0,
+        drift_wave=rng.uniform(0, 0.12) if is_photo else 0.0,
+        broken=0.6 if subset == "broken" else 0.0,
+    )
+    ink, boxes = render_line(text, style, pool, rng)
     draw = rng.random()
-    if underline if underline is not None else (subset == "photo" and draw < 0.3):
-        add_underline(canvas, boxes, height, rng)
-    return finish(canvas.ink, boxes, text, subset, height, rng, ruled)
-
-
-def add_underline(canvas: Canvas, boxes: list[Box], height: float, rng: np.random.Generator) -> None:
-    """A slightly wavy pen line under the digits, not touching them."""
-    left, right = boxes[0][0] - rng.uniform(0, 0.3) * height, boxes[-1][2] + rng.uniform(0, 0.3) * height
-    y = max(box[3] for box in boxes) + rng.uniform(0.15, 0.3) * height
-    points = [(x, y + rng.uniform(-0.04, 0.04) * height) for x in np.linspace(left, right, 5)]
-    line, line_left, line_top = stroke(points, max(1.2, 0.05 * height))
-    canvas.paste(line, int(line_left), int(line_top))
+    if underline if underline is not None else (is_photo and draw < 0.3):
+        add_underline(ink, boxes, DIGIT_HEIGHT * scale, rng)
+    return finish(ink, boxes, text, subset, DIGIT_HEIGHT * scale, rng, ruled)
 
 
 def finish(ink: np.ndarray, boxes: list[Box], text: str, subset: str, height: float,
@@ -268,7 +140,7 @@ def main() -> None:
     parser.add_argument("--per-subset", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    records = write_set(args.out, DigitPool(args.data_root), args.per_subset, args.seed)
+    records = write_set(args.out, DigitPool.from_mnist(args.data_root), args.per_subset, args.seed)
     print(f"wrote {len(records)} images to {args.out}")
 
 

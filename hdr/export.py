@@ -1,4 +1,4 @@
-"""Export the best checkpoint as a Hugging Face model folder with a measured model card."""
+"""Export the best checkpoint (digit classifier or line reader) as a Hugging Face model folder with a measured model card."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,12 @@ import platform
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hdr.calibration import expected_calibration_error, fit_temperature
+from hdr.line_model import FRAME_WIDTH, LineNet, decode
+from hdr.line_module import LineReader, texts_of
 from hdr.lit_module import DigitClassifier
 from hdr.model import DigitNet
 from hdr.plots import confusion_matrix_figure, learning_curves_figure
@@ -89,3 +92,52 @@ def model_card_values(net: DigitNet, metrics: dict, command: str, datamodule, ou
         "command": command,
         "config": config_file.read_text().strip() if config_file.exists() else "",
     }
+
+
+@torch.no_grad()
+def read_validation_lines(net: LineNet, loader) -> tuple[list[str], list[str], list[float]]:
+    """Decoded texts, true texts and the confidence of every decoded character, over a loader of lines."""
+    net.eval()
+    predicted, truth, confidences = [], [], []
+    for batch in loader:
+        probabilities = net(batch["strips"]).softmax(-1)
+        for line, width in zip(probabilities, batch["widths"].tolist()):
+            characters = decode(line[: width // FRAME_WIDTH])
+            predicted.append("".join(c.char for c in characters))
+            confidences += [c.confidence for c in characters]
+        truth += texts_of(batch["labels"], batch["label_lengths"])
+    return predicted, truth, confidences
+
+
+def export_line_model(checkpoint: str, datamodule, output_dir: str, command: str, training_seconds: float,
+                      log_dir: str) -> dict:
+    """Measure the best line-reader checkpoint on the validation numbers, fit its unsure threshold, save it."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    module = LineReader.load_from_checkpoint(checkpoint, map_location="cpu")
+    predicted, truth, confidences = read_validation_lines(module.net.float(), datamodule.val_dataloader())
+    min_confidence = float(np.quantile(confidences, UNSURE_RATE_ON_VALIDATION))
+    net = LineNet(widths=module.hparams.widths, context=module.hparams.context, dropout=module.hparams.dropout,
+                  min_confidence=round(min_confidence, 4))
+    net.load_state_dict(module.net.state_dict())
+    metrics = {
+        "val_numbers": len(truth),
+        "val_exact_match": round(float(np.mean([p == t for p, t in zip(predicted, truth)])), 5),
+        "min_confidence": round(min_confidence, 4),
+        "training_seconds": round(training_seconds, 1),
+    }
+    config_file = Path(log_dir) / "config.yaml"
+    if config_file.exists():
+        shutil.copy(config_file, output / "train_config.yaml")
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (output / "README.md").unlink(missing_ok=True)
+    minutes, seconds = divmod(int(training_seconds), 60)
+    net.save_pretrained(output, model_card_kwargs={
+        "parameters": f"{sum(p.numel() for p in net.parameters()):,}",
+        "metrics": metrics,
+        "training_time": f"{minutes} min {seconds} s",
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads",
+        "command": command,
+        "config": config_file.read_text().strip() if config_file.exists() else "",
+    })
+    return metrics

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx2
 import safetensors.torch
+import torch
 from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import (
     HfHubHTTPError,
@@ -102,8 +103,9 @@ def load_model(source: str | os.PathLike | None = None, revision: str | None = N
     return _load_from_hub(repo_id, revision, hub_timeout() if timeout is None else timeout, cache_dir)
 
 
-def load_folder(folder: str | os.PathLike) -> DigitNet:
-    """Build a :class:`DigitNet` from ``config.json`` and load ``model.safetensors`` into it strictly."""
+def load_folder(folder: str | os.PathLike, model_class: type[torch.nn.Module] = DigitNet) -> torch.nn.Module:
+    """Build a ``model_class`` (:class:`DigitNet` by default) from ``config.json`` and load
+    ``model.safetensors`` into it strictly."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not weights_path.is_file():
@@ -112,9 +114,9 @@ def load_folder(folder: str | os.PathLike) -> DigitNet:
         raise ModelLoadError(f"{weights_path} not found{hint}")
     try:
         config = json.loads(config_path.read_text())
-        net = DigitNet(**config)
+        net = model_class(**config)
     except Exception as error:  # missing file, bad JSON, unknown keys or impossible values
-        raise ModelLoadError(f"{config_path} does not describe a DigitNet: {error}") from error
+        raise ModelLoadError(f"{config_path} does not describe a {model_class.__name__}: {error}") from error
     try:
         state = safetensors.torch.load_file(weights_path)
     except Exception as error:  # safetensors raises its own error type for damaged files

@@ -38,6 +38,7 @@ STROKE_WIDTH = 2.6  # median MNIST stroke width in pixels of the 20-px box
 THIN_STROKE, FAT_STROKE = 1.9, 4.4  # strokes outside this range are re-stroked towards STROKE_WIDTH
 CROP_WORKING_SIDE = 160  # the ink crop is resampled to about this size for stroke-width work
 FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak ink signal
+LINE_COVERAGE = 0.8  # a ruled line is inked along at least this fraction of the image
 NO_INK = "No ink found: the image looks empty. Write or draw a digit with clear contrast."
 
 
@@ -324,8 +325,9 @@ def _hysteresis(faint: np.ndarray, clear: np.ndarray) -> np.ndarray:
 def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float) -> np.ndarray:
     """Remove long thin horizontal and vertical lines (ruled or squared paper, margins) from ``mask``.
 
-    A line is a thin band of rows (columns) whose median ink signal exceeds ``level``: it crosses the whole
-    image even where it is too faint to be in the mask everywhere.
+    A line is a thin band of rows (columns) whose ink signal exceeds ``level`` along at least
+    ``LINE_COVERAGE`` of the image: it crosses the image even where it is too faint to be in the mask
+    everywhere, while a digit's stroke, even in a tightly cropped image, does not.
     """
     mask = _remove_horizontal_lines(mask, smooth, level)
     return _remove_horizontal_lines(mask.T, smooth.T, level).T
@@ -333,7 +335,7 @@ def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float) -> n
 
 def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float) -> np.ndarray:
     height, width = mask.shape
-    line_rows = np.median(smooth[:, ::3], axis=1) > level
+    line_rows = np.percentile(smooth[:, ::3], 100 * (1 - LINE_COVERAGE), axis=1) > level
     if not line_rows.any() or line_rows.all():
         return mask
     bands, count = ndi.label(ndi.binary_dilation(line_rows))  # one more row each side: the line's soft edge

@@ -1,7 +1,9 @@
-"""Reading whole numbers: segmentation (:mod:`hdr.segment`) plus the single-digit classifier.
+"""Reading whole numbers: the line of ink (:mod:`hdr.lines`) read by the CTC line reader (:mod:`hdr.line_model`).
 
-Every candidate piece of every image goes through the classifier in one batch; per run of touching
-ink, the sequence of pieces with the highest joint log-confidence wins (a Viterbi pass over the cuts).
+The reader emits the digits and separators ``. , -`` in reading order; each character's box is the ink
+between the emptiest columns separating it from its neighbours. A digit that stands free of its neighbours
+also goes through the single-digit classifier, and the two models' probabilities are multiplied.
+Spaces come from unusually wide gaps.
 """
 from __future__ import annotations
 
@@ -11,18 +13,27 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from hdr.line_model import FRAME_WIDTH, Character, LineNet, decode
+from hdr.lines import INK_THRESHOLD, Box, Strip, line_strip
 from hdr.preprocess import BlankImageError, ink_map, load_image, to_model_input, working_copy
-from hdr.segment import Box, Layout, Mark, Piece, Unit, segment
 
 if TYPE_CHECKING:
     from hdr.recognizer import Prediction, Recognizer
 
 SPACE_GAP = 0.9  # a gap wider than this × line height (and twice the usual gap) separates digit groups
-SPLIT_PENALTY = 1.0  # score cost of each digit (so two confident halves don't beat one confident whole)
-CUT_PENALTY = 0.5  # score cost per stroke a cut goes through
-WIDE, WIDE_PENALTY = 1.2, 5.0  # pieces wider than WIDE × line height lose WIDE_PENALTY per line height beyond
+EMPTY_COLUMN = 0.05  # a strip column with less ink than this separates two characters cleanly
+
+
+@dataclass
+class Mark:
+    """A separator between digits."""
+
+    char: str
+    box: Box
 
 
 @dataclass
@@ -58,61 +69,107 @@ class Reading:
 
 
 def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
-    """Read a number from each image, classifying the candidate pieces of all images in one batch.
+    """Read a number from each image; the lines of all images go through the line reader in one batch, and the
+    digits that stand free of their neighbours through the digit classifier in another.
 
     Raises ``InvalidImageError`` for unreadable input and ``BlankImageError`` when an image holds no digit.
     """
     loaded = [load_image(image) for image in images]
     # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
-    layouts = [segment(ink_map(working_copy(image), single_digit=False)) for image in loaded]
-    candidates = [(piece, model_input) for layout in layouts for unit in layout.units for piece in unit.pieces
-                  if (model_input := model_input_or_none(piece.ink)) is not None]
-    predictions = recognizer.classify([model_input for _, model_input in candidates])
-    scored = {id(piece): prediction for (piece, _), prediction in zip(candidates, predictions)}
-    return [compose(image, layout, scored) for image, layout in zip(loaded, layouts)]
-
-
-def model_input_or_none(ink: np.ndarray) -> np.ndarray | None:
-    """The 28×28 classifier input of a piece of ink, or ``None`` when it holds too little ink."""
-    try:
-        return to_model_input(ink)
-    except BlankImageError:
-        return None
-
-
-def best_pieces(unit: Unit, scored: dict[int, Prediction], line_height: float) -> list[tuple[Piece, Prediction]]:
-    """The sequence of pieces from the unit's left edge to its right edge with the best total :func:`score`."""
-    best: dict[int, tuple[float, list]] = {0: (0.0, [])}
-    for end in range(1, unit.cuts):
-        options = [(best[piece.start][0] + score(piece, scored[id(piece)], unit, line_height),
-                    best[piece.start][1] + [(piece, scored[id(piece)])])
-                   for piece in unit.pieces if piece.end == end and piece.start in best and id(piece) in scored]
-        if options:
-            best[end] = max(options, key=lambda option: option[0])
-    return best.get(unit.cuts - 1, (0.0, []))[1]
-
-
-def score(piece: Piece, prediction: Prediction, unit: Unit, line_height: float) -> float:
-    """How good a piece is as one digit: log-confidence, minus penalties for each extra digit, for
-    cutting through strokes and for being wider than a digit."""
-    width = (piece.box[2] - piece.box[0]) / line_height
-    return (math.log(max(prediction.confidence, 1e-9)) - SPLIT_PENALTY
-            - CUT_PENALTY * unit.strokes_crossed[piece.end] - WIDE_PENALTY * max(0.0, width - WIDE))
-
-
-def compose(image: Image.Image, layout: Layout, scored: dict[int, Prediction]) -> Reading:
-    """Turn the chosen pieces and the separators into a :class:`Reading` with boxes in source pixels."""
-    chosen = [choice for unit in layout.units for choice in best_pieces(unit, scored, layout.line_height)]
-    if not chosen:
+    inks = [ink_map(working_copy(image), single_digit=False) for image in loaded]
+    strips = [line_strip(ink) for ink in inks]
+    if any(strip is None for strip in strips):
         raise BlankImageError("No digits found in the image.")
-    ink_height, ink_width = layout.shape
-    scale = (image.width / ink_width, image.height / ink_height)
-    digits = [LocatedDigit(scale_box(piece.box, scale), prediction.digit, prediction.confidence,
-                           prediction.top(3), prediction.unsure) for piece, prediction in chosen]
-    separators = [Mark(mark.char, scale_box(mark.box, scale)) for mark in layout.marks]
-    text = number_text(digits, separators, layout.line_height * scale[1])
+    lines = read_strips(recognizer.line_reader, [strip.pixels for strip in strips])
+    placed = [place_characters(strip, characters) for strip, characters in zip(strips, lines)]
+    free = [(line, index) for line, (characters, places) in enumerate(zip(lines, placed))
+            for index, (character, place) in enumerate(zip(characters, places))
+            if character.char.isdigit() and place.free]
+    inputs = [to_model_input(placed[line][index].ink) for line, index in free]
+    second_opinions = dict(zip(free, recognizer.classify(inputs)))
+    readings = []
+    for line, (image, ink, strip, characters, places) in enumerate(zip(loaded, inks, strips, lines, placed)):
+        digits = [digit_probabilities(character, second_opinions.get((line, index)))
+                  for index, character in enumerate(characters)]
+        readings.append(compose(image, ink.shape, strip, characters, places, digits,
+                                recognizer.line_reader.min_confidence))
+    return readings
+
+
+@torch.inference_mode()
+def read_strips(model: LineNet, strips: list[np.ndarray]) -> list[list[Character]]:
+    """Decoded characters of each strip, all strips in one padded batch."""
+    width = max(strip.shape[1] for strip in strips)
+    batch = torch.stack([F.pad(torch.from_numpy(strip), (0, width - strip.shape[1])) for strip in strips])
+    probabilities = model(batch.unsqueeze(1)).float().softmax(-1)
+    return [decode(line[: strip.shape[1] // FRAME_WIDTH]) for line, strip in zip(probabilities, strips)]
+
+
+def digit_probabilities(character: Character, classified: Prediction | None) -> np.ndarray:
+    """The line reader's digit probabilities, times the digit classifier's where it saw the digit on its own."""
+    if classified is None:
+        return character.digit_probabilities
+    joint = character.digit_probabilities * np.asarray(classified.probabilities)
+    return joint / joint.sum() if joint.sum() > 0 else character.digit_probabilities
+
+
+def compose(image: Image.Image, ink_shape: tuple[int, int], strip: Strip, characters: list[Character],
+            places: list[Place], digit_probabilities: list[np.ndarray], min_confidence: float) -> Reading:
+    """Turn decoded characters into a :class:`Reading` with boxes in source pixels."""
+    scale = (image.width / ink_shape[1], image.height / ink_shape[0])
+    digits, separators = [], []
+    for character, place, probabilities in zip(characters, places, digit_probabilities):
+        box = scale_box(place.box, scale)
+        if not character.char.isdigit():
+            separators.append(Mark(character.char, box))
+            continue
+        order = np.argsort(probabilities)[::-1]
+        confidence = min(character.confidence, float(probabilities[order[0]]))
+        alternatives = [(int(digit), float(probabilities[digit])) for digit in order[:3]]
+        digits.append(LocatedDigit(box, int(order[0]), confidence, alternatives, confidence < min_confidence))
+    if not digits:
+        raise BlankImageError("No digits found in the image.")
+    text = number_text(digits, separators, strip.line_height * scale[1])
     return Reading(text, digits, separators, float(np.prod([d.confidence for d in digits])),
                    any(d.unsure for d in digits))
+
+
+@dataclass
+class Place:
+    """Where a decoded character is in the ink map, and whether it stands free of its neighbours."""
+
+    box: Box
+    ink: np.ndarray  # the ink between its edges
+    free: bool  # no ink crosses either edge
+
+
+def place_characters(strip: Strip, characters: list[Character]) -> list[Place]:
+    """Each character's ink: what lies between the emptiest strip columns separating it from its neighbours."""
+    column_ink = strip.pixels.sum(0)
+    centres = [(c.peak_frame + 0.5) * FRAME_WIDTH for c in characters]
+    edges, clean = [0.0], [True]
+    for left, right in zip(centres, centres[1:]):
+        span = column_ink[int(left) : int(right) + 1]
+        emptiest = np.flatnonzero(span <= span.min() + 1e-6)
+        edges.append(int(left) + (emptiest[0] + emptiest[-1]) / 2)
+        clean.append(span.min() < EMPTY_COLUMN)
+    edges.append(float(strip.pixels.shape[1]))
+    clean.append(True)
+    frame_left, frame_top = strip.origin
+    places = []
+    for number, (start, stop) in enumerate(zip(edges, edges[1:])):
+        first = max(0, int(math.floor(strip.to_ink_column(start))) - frame_left)
+        last = min(strip.ink.shape[1], max(int(math.ceil(strip.to_ink_column(stop))) - frame_left, first + 1))
+        ink = strip.ink[:, first:last]
+        rows, cols = np.nonzero(ink > INK_THRESHOLD)
+        if len(rows) == 0:
+            box = (frame_left + first, frame_top, frame_left + last, frame_top + strip.ink.shape[0])
+        else:
+            ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+            box = (frame_left + first + int(cols.min()), frame_top + int(rows.min()),
+                   frame_left + first + int(cols.max()) + 1, frame_top + int(rows.max()) + 1)
+        places.append(Place(box, ink, clean[number] and clean[number + 1] and ink.sum() >= 1.0))
+    return places
 
 
 def scale_box(box: Box, scale: tuple[float, float]) -> Box:

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from hdr.hub import ModelSource, load_model
-from hdr.model import DigitNet
 from hdr import reader
+from hdr.hub import ModelSource, load_folder, load_model
+from hdr.line_model import LineNet
+from hdr.model import DigitNet
 from hdr.preprocess import preprocess
+
+SHIPPED_LINE_READER = Path(__file__).resolve().parent.parent / "checkpoints" / "hdr-lines"
 
 
 @dataclass
@@ -43,17 +47,21 @@ class Prediction:
 
 
 class Recognizer:
-    """Reads handwritten digits with a :class:`DigitNet`; see :meth:`from_pretrained`."""
+    """Reads handwritten digits with a :class:`DigitNet` and whole numbers with a :class:`LineNet`;
+    see :meth:`from_pretrained`."""
 
-    def __init__(self, model: DigitNet, source: ModelSource):
+    def __init__(self, model: DigitNet, source: ModelSource, line_reader: LineNet):
         self.model = model.eval()
         self.source = source
+        self.line_reader = line_reader.eval()
 
     @classmethod
-    def from_pretrained(cls, source: str | None = None, revision: str | None = None) -> Recognizer:
-        """Load the shipped model (``None``), a local model folder, or a hub repo id at ``revision``."""
+    def from_pretrained(cls, source: str | None = None, revision: str | None = None,
+                        line_reader: str | Path = SHIPPED_LINE_READER) -> Recognizer:
+        """Load the shipped digit model (``None``), a local model folder, or a hub repo id at ``revision``;
+        numbers are read with the line reader in the local folder ``line_reader`` (the shipped one by default)."""
         model, model_source = load_model(source, revision)
-        return cls(model, model_source)
+        return cls(model, model_source, load_folder(line_reader, LineNet))
 
     @torch.inference_mode()
     def classify(self, model_inputs: Sequence[np.ndarray]) -> list[Prediction]:
@@ -91,5 +99,5 @@ class Recognizer:
         return self.read_batch([image])[0]
 
     def read_batch(self, images: Sequence) -> list[reader.Reading]:
-        """Read a number from each image; candidate digits of all images are classified in one batch."""
+        """Read a number from each image; the lines of all images go through the line reader in one batch."""
         return reader.read_batch(self, images)

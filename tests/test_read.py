@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from bench.multidigit_set import DigitPool, render_number
+from bench.multidigit_set import render_number
+from hdr.synthetic import DigitPool
 from hdr import BlankImageError, InvalidImageError
 from hdr.reader import Reading, draw_reading
 from tests.conftest import REPO
@@ -18,7 +19,7 @@ from tests.conftest import REPO
 
 @pytest.fixture(scope="module")
 def pool(data_root) -> DigitPool:
-    return DigitPool(data_root)
+    return DigitPool.from_mnist(data_root)
 
 
 def pieces_of_ink(image: Image.Image) -> int:
@@ -40,11 +41,15 @@ def test_generous_and_tight_spacing(recognizer, pool, subset):
     assert [d.digit for d in reading.digits] == [4, 0, 9, 1, 7]
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness: touching digits are read exactly in only a few % of the "
-                   "benchmark's touching subset (README, Reading numbers); flips to a failure once fixed")
 def test_touching_digits_are_split(recognizer, pool):
     sample = render_number("2836", "touching", 2, pool)
     assert pieces_of_ink(sample.image) < 4  # the ink of neighbours really merges
+    assert_reads(recognizer, sample)
+
+
+def test_overlapping_digits_are_read(recognizer, pool):
+    sample = render_number("50719", "overlapping", 2, pool)
+    assert pieces_of_ink(sample.image) < 5
     assert_reads(recognizer, sample)
 
 

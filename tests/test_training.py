@@ -54,3 +54,22 @@ def test_an_interrupted_run_resumes_from_last_checkpoint(tmp_path, data_root):
     with open(tmp_path / "runs/smoke/version_1/metrics.csv") as handle:
         validated = {row["epoch"] for row in csv.DictReader(handle) if row.get("val/acc")}
     assert validated == {"1"}  # only the second epoch was trained: the first came from last.ckpt
+
+
+def test_tiny_line_reader_run_exports_a_loadable_line_model(tmp_path, data_root):
+    command = [sys.executable, "train.py", "--config", "configs/lines.yaml",
+               "--data.data_root", str(REPO.parent / "shared" / "data"),
+               "--trainer.max_epochs", "1", "--data.train_numbers", "64", "--data.val_numbers", "32",
+               "--data.num_workers", "0", "--model.widths", "[8, 16, 32]", "--model.context", "16",
+               "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--export_dir", str(tmp_path / "lines")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model_dir = tmp_path / "lines"
+    for name in ("config.json", "model.safetensors", "README.md", "metrics.json", "train_config.yaml"):
+        assert (model_dir / name).is_file(), name
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["val_numbers"] == 32 and 0 <= metrics["val_exact_match"] <= 1
+    assert "python train.py --config configs/lines.yaml" in (model_dir / "README.md").read_text()
+
+    recognizer = Recognizer.from_pretrained(line_reader=model_dir)
+    assert recognizer.line_reader.context[0][0].in_channels == 16  # the tiny model, not the shipped one

@@ -1,0 +1,148 @@
+"""LightningDataModule of synthetic handwritten numbers for the line reader.
+
+Each sample is a random number (1–10 digits, sometimes with ``. , -`` or spaces between groups) written
+with MNIST digits in a random style (spacing from spaced to overlapping, size, drift, broken strokes,
+underline), each digit distorted like the classifier's training digits, then turned into a strip by
+the same :func:`hdr.lines.line_strip` used at inference. Training numbers use the training split's
+digits, validation numbers the held-out validation digits (the same seeded split as the classifier's).
+"""
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from hdr import mnist
+from hdr.augment import Augmentation
+from hdr.line_model import ALPHABET
+from hdr.lines import line_strip
+from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, DigitPool, LineStyle, add_underline, render_line
+
+SPACING_WEIGHTS = (0.15, 0.2, 0.25, 0.2, 0.2)  # of SPACINGS
+SEPARATORS = ".,- "
+
+
+def random_number(rng: np.random.Generator) -> str:
+    """Digits, and in a third of the numbers separators between groups of 1–4 digits."""
+    if rng.random() < 0.66:
+        return "".join(map(str, rng.integers(0, 10, size=rng.integers(1, 11))))
+    groups = ["".join(map(str, rng.integers(0, 10, size=rng.integers(1, 5)))) for _ in range(rng.integers(2, 4))]
+    return "".join(group + SEPARATORS[rng.integers(len(SEPARATORS))] for group in groups[:-1]) + groups[-1]
+
+
+def random_style(rng: np.random.Generator) -> LineStyle:
+    """A random way of writing a number. The baseline drifts only between separate digits: the strip
+    straightens a line digit by digit, so drift inside a run of touching digits would stay."""
+    spacing = SPACINGS[rng.choice(len(SPACINGS), p=SPACING_WEIGHTS)]
+    drifts = spacing in ("spaced", "normal") and rng.random() < 0.4
+    return LineStyle(
+        scale=rng.uniform(1.0, 2.5),
+        spacing=spacing,
+        size_jitter=rng.uniform(0.0, 0.2),
+        drift_slope=rng.uniform(-0.08, 0.08) if drifts else 0.0,
+        drift_wave=rng.uniform(0, 0.12) if drifts else 0.0,
+        broken=0.4 if rng.random() < 0.25 else 0.0,
+    )
+
+
+class LineDataset(Dataset):
+    """``size`` random numbers as (strip, label indices). With a ``seed`` every index always gives the same
+    sample (validation); without one, every access draws a new sample (training)."""
+
+    def __init__(self, pool: DigitPool, size: int, distortion: Augmentation | None, seed: int | None = None):
+        self.pool, self.size, self.distortion, self.seed = pool, size, distortion, seed
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        entropy = [self.seed, index] if self.seed is not None else int(torch.randint(2**62, ()))
+        rng = np.random.default_rng(entropy)
+        while True:
+            text = random_number(rng)
+            strip = self.render(text, rng)
+            if strip is not None:
+                labels = torch.tensor([ALPHABET.index(char) + 1 for char in text if char != " "])
+                return torch.from_numpy(strip), labels
+
+    def render(self, text: str, rng: np.random.Generator) -> np.ndarray | None:
+        positions = [i for i, char in enumerate(text) if char.isdigit()]
+        picks = [rng.choice(self.pool.by_digit[int(text[i])]) for i in positions]
+        digits = torch.from_numpy(self.pool.images[picks]).float().div(255).unsqueeze(1)
+        if self.distortion is not None:
+            digits = self.distortion(digits)
+        glyphs = {position: crop_to_ink(image[0].numpy()) for position, image in zip(positions, digits)}
+        style = random_style(rng)
+        ink, boxes = render_line(text, style, self.pool, rng, glyphs)
+        height = DIGIT_HEIGHT * style.scale
+        if rng.random() < 0.1:
+            add_underline(ink, boxes, height, rng)
+        rows, cols = np.nonzero(ink)
+        margin = int(height)  # paper around the number, as in a real image
+        strip = line_strip(ink[max(rows.min() - margin, 0) : rows.max() + margin, max(cols.min() - margin, 0) : cols.max() + margin])
+        return None if strip is None else strip.pixels
+
+
+def crop_to_ink(image: np.ndarray) -> np.ndarray:
+    """The part of a digit image that holds ink (the whole image if it has none)."""
+    rows, cols = np.nonzero(image > 0.1)
+    if len(rows) == 0:
+        return image
+    return image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def collate(samples: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Strips padded to the widest (B×1×32×W), concatenated labels and the lengths CTC needs."""
+    width = max(strip.shape[1] for strip, _ in samples)
+    strips = torch.stack([F.pad(strip, (0, width - strip.shape[1])) for strip, _ in samples]).unsqueeze(1)
+    return {
+        "strips": strips,
+        "widths": torch.tensor([strip.shape[1] for strip, _ in samples]),
+        "labels": torch.cat([labels for _, labels in samples]),
+        "label_lengths": torch.tensor([len(labels) for _, labels in samples]),
+    }
+
+
+class LineDataModule(L.LightningDataModule):
+    """Synthetic numbers from MNIST digits: training digits for training, validation digits for validation.
+
+    Args:
+        data_root: folder holding ``MNIST/raw`` (torchvision layout).
+        download: fetch MNIST into ``data_root`` when it is missing.
+        val_size: MNIST training images held out (same seeded split as the classifier's).
+        split_seed: seed of that split.
+        train_numbers: synthetic numbers per training epoch (new ones every epoch).
+        val_numbers: synthetic validation numbers (the same every epoch).
+        batch_size: numbers per batch.
+        num_workers: processes rendering numbers (0: in the training process).
+        distortion: random distortion of each digit before it is written.
+    """
+
+    def __init__(self, data_root: str = "../shared/data", download: bool = True, val_size: int = 5000,
+                 split_seed: int = 0, train_numbers: int = 20000, val_numbers: int = 1000, batch_size: int = 32,
+                 num_workers: int = 0, distortion: Augmentation | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["distortion"])
+        self.distortion = distortion
+
+    def prepare_data(self) -> None:
+        if not mnist.is_present(self.hparams.data_root) and self.hparams.download:
+            mnist.download(self.hparams.data_root)
+
+    def setup(self, stage: str) -> None:
+        images, labels = mnist.load(self.hparams.data_root, train=True)
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.hparams.split_seed))
+        val_index, train_index = order[: self.hparams.val_size], order[self.hparams.val_size :]
+        train_pool = DigitPool(images[train_index].numpy(), labels[train_index].numpy())
+        val_pool = DigitPool(images[val_index].numpy(), labels[val_index].numpy())
+        self.train_set = LineDataset(train_pool, self.hparams.train_numbers, self.distortion)
+        self.val_set = LineDataset(val_pool, self.hparams.val_numbers, None, seed=self.hparams.split_seed)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, collate_fn=collate,
+                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=64, collate_fn=collate, num_workers=self.hparams.num_workers)

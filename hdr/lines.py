@@ -1,0 +1,135 @@
+"""A line of handwritten digits, from an ink map to the strip the line reader expects.
+
+Ruled lines, underlines and specks are removed; the remaining ink is straightened (baseline drift
+undone), scaled so that a digit is ``STRIP_DIGIT_HEIGHT`` pixels high and centred in a strip
+``STRIP_HEIGHT`` pixels high, whose width is a multiple of the reader's frame width.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from hdr.line_model import FRAME_WIDTH, STRIP_HEIGHT
+
+STRIP_DIGIT_HEIGHT = 20  # a digit's height in the strip, as in MNIST's 20×20 box
+INK_THRESHOLD = 0.2  # ink-map value above which a pixel counts as ink
+RULED_LINE_SPAN = 0.6  # a thin row band inked over this fraction of the image width is a ruled line
+SPECK_AREA = 0.004  # components smaller than this × line height² are noise
+SMALL = 0.45  # components lower than this × line height are separators or noise, not digits
+MARGIN = 0.3  # blank strip on each side, × line height
+COLUMN_PERCENTILE = 80  # of the columns' ink heights, taken as a digit's height
+MIN_HEIGHT_SHARE = 0.8  # ... but at least this × the typical component height (a lone slanted 1)
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
+
+
+@dataclass
+class Component:
+    """Ink that belongs together: a label mask cut out of the ink map."""
+
+    ink: np.ndarray  # float crop, only this component's ink
+    box: Box
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+
+@dataclass
+class Strip:
+    """A line ready for the reader, and how its columns map back to the ink map."""
+
+    pixels: np.ndarray  # float32 STRIP_HEIGHT × W, W a multiple of FRAME_WIDTH
+    ink: np.ndarray  # the kept ink (no ruled lines, underlines, specks), a frame cut out of the ink map
+    origin: tuple[int, int]  # ink-map column and row of that frame's top-left corner
+    line_height: float  # of a digit in the ink map, in pixels
+    left: float  # ink-map column of the strip's left edge
+    scale: float  # strip pixels per ink-map pixel
+
+    def to_ink_column(self, strip_column: float) -> float:
+        """The ink-map column under a strip column."""
+        return self.left + strip_column / self.scale
+
+
+def line_strip(ink: np.ndarray) -> Strip | None:
+    """The reader's strip of an ink map (float H×W, ink high); ``None`` when it holds no ink worth reading."""
+    components = connected_components(remove_ruled_lines(ink))
+    line_height = typical_height(components)
+    components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * line_height**2
+                  and not is_underline(c, line_height)]
+    if not components:
+        return None
+    top, left = min(c.box[1] for c in components), min(c.box[0] for c in components)
+    bottom, right = max(c.box[3] for c in components), max(c.box[2] for c in components)
+    clean = np.zeros((bottom - top, right - left), np.float32)  # the kept ink only, in a tight frame
+    for c in components:
+        region = clean[c.box[1] - top : c.box[3] - top, c.box[0] - left : c.box[2] - left]
+        np.maximum(region, c.ink, out=region)
+    line_height = max(column_height(clean > INK_THRESHOLD), MIN_HEIGHT_SHARE * line_height)
+    scale = STRIP_DIGIT_HEIGHT / line_height
+    blur = 0.4 / scale if scale < 1 else 0.0  # against aliasing when shrinking
+    pad = int(np.ceil(3 * blur)) + 2
+    clean, origin = np.pad(clean, pad), (left - pad, top - pad)
+    start = left - MARGIN * line_height
+    width = FRAME_WIDTH * int(np.ceil((right - left + 2 * MARGIN * line_height) * scale / FRAME_WIDTH))
+    columns = start + (np.arange(width) + 0.5) / scale - 0.5
+    digits = [c for c in components if c.height >= SMALL * line_height] or components
+    centres = sorted(((c.box[0] + c.box[2]) / 2, (c.box[1] + c.box[3]) / 2) for c in digits)
+    middle = np.interp(columns, [x for x, _ in centres], [y for _, y in centres])
+    rows = middle[None, :] + (np.arange(STRIP_HEIGHT)[:, None] + 0.5 - STRIP_HEIGHT / 2) / scale
+    source = ndimage.gaussian_filter(clean, blur) if blur else clean
+    coordinates = [rows - origin[1], np.broadcast_to(columns - origin[0], rows.shape)]
+    pixels = ndimage.map_coordinates(source, coordinates, order=1, cval=0.0)
+    return Strip(np.clip(pixels, 0, 1).astype(np.float32), clean, origin, line_height, start, scale)
+
+
+def remove_ruled_lines(ink: np.ndarray) -> np.ndarray:
+    """Erase thin horizontal lines running across most of the image (ruled paper), except where strokes cross them."""
+    mask = ink > INK_THRESHOLD
+    bands, _ = ndimage.label(mask.mean(axis=1) > RULED_LINE_SPAN)
+    ink = ink.copy()
+    for (rows,) in ndimage.find_objects(bands):
+        if rows.stop - rows.start > max(4, 0.05 * ink.shape[0]):
+            continue  # too thick for a line
+        crossing = mask[max(rows.start - 2, 0) : rows.start].any(0) & mask[rows.stop : rows.stop + 2].any(0)
+        ink[max(rows.start - 1, 0) : rows.stop + 1, ~crossing] = 0
+    return ink
+
+
+def connected_components(ink: np.ndarray) -> list[Component]:
+    """8-connected components of the ink, each with its own ink only."""
+    labels, _ = ndimage.label(ink > INK_THRESHOLD, structure=np.ones((3, 3)))
+    components = []
+    for label, slices in enumerate(ndimage.find_objects(labels), start=1):
+        rows, cols = slices
+        crop = np.where(labels[slices] == label, ink[slices], 0).astype(np.float32)
+        components.append(Component(crop, (cols.start, rows.start, cols.stop, rows.stop)))
+    return components
+
+
+def typical_height(components: list[Component]) -> float:
+    """Height of a digit on this line: median height of the components at least half as tall as the tallest."""
+    if not components:
+        return 1.0
+    heights = np.array([c.height for c in components], dtype=float)
+    return float(np.median(heights[heights >= heights.max() / 2]))
+
+
+def column_height(mask: np.ndarray) -> float:
+    """Height of a digit from the ink of each column (top to bottom), robust to touching digits and drift:
+    most columns through a digit span nearly all of it."""
+    inked = mask.any(0)
+    tops = mask.argmax(0)
+    bottoms = mask.shape[0] - mask[::-1].argmax(0)
+    return max(float(np.percentile((bottoms - tops)[inked], COLUMN_PERCENTILE)), 2.0)
+
+
+def is_underline(component: Component, line_height: float) -> bool:
+    """A long flat stroke: wider than 1.5 digit heights and at most a third of a digit high."""
+    return component.width > 1.5 * line_height and component.height < min(component.width / 5, line_height / 3)

@@ -1,0 +1,67 @@
+"""The line strip: what the line reader sees of a number, whatever its size, drift, lines and spacing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hdr.line_model import FRAME_WIDTH, STRIP_HEIGHT
+from hdr.lines import STRIP_DIGIT_HEIGHT, line_strip
+from hdr.synthetic import DigitPool, LineStyle, add_underline, render_line
+
+
+@pytest.fixture(scope="module")
+def pool(data_root) -> DigitPool:
+    return DigitPool.from_mnist(data_root)
+
+
+def ink_rows(pixels: np.ndarray) -> tuple[int, int]:
+    rows = np.flatnonzero(pixels.max(1) > 0.3)
+    return int(rows[0]), int(rows[-1])
+
+
+def test_digits_come_out_the_same_height_whatever_the_image_size(pool):
+    heights = []
+    for scale in (1.0, 4.0):
+        ink, _ = render_line("4096", LineStyle(scale=scale, spacing="spaced"), pool, np.random.default_rng(0))
+        strip = line_strip(ink)
+        assert strip.pixels.shape[0] == STRIP_HEIGHT and strip.pixels.shape[1] % FRAME_WIDTH == 0
+        top, bottom = ink_rows(strip.pixels)
+        heights.append(bottom - top + 1)
+    assert abs(heights[0] - heights[1]) <= 2
+    assert STRIP_DIGIT_HEIGHT - 2 <= heights[0] <= STRIP_HEIGHT - 4  # about a digit high, with room around it
+
+
+def test_touching_digits_keep_the_height_of_one_digit(pool):
+    ink, _ = render_line("83518", LineStyle(spacing="overlapping", size_jitter=0.15), pool, np.random.default_rng(1))
+    strip = line_strip(ink)
+    assert abs(strip.line_height - 20) <= 4  # the run of touching ink is one component, taller than any digit
+
+
+def test_baseline_drift_is_straightened(pool):
+    style = LineStyle(scale=2.0, spacing="spaced", drift_slope=0.08)
+    ink, boxes = render_line("1234567", style, pool, np.random.default_rng(2))
+    bottoms = [box[3] for box in boxes]
+    assert bottoms[-1] - bottoms[0] > 15  # the baseline climbs by about half a digit height
+    strip = line_strip(ink)
+    centres = []
+    for box in boxes:  # each digit's vertical centre in the strip
+        first = int((box[0] - strip.left) * strip.scale)
+        last = int((box[2] - strip.left) * strip.scale)
+        top, bottom = ink_rows(strip.pixels[:, first:last])
+        centres.append((top + bottom) / 2)
+    assert max(centres) - min(centres) <= 4
+
+
+def test_underline_ruled_lines_and_specks_are_dropped(pool):
+    rng = np.random.default_rng(3)
+    ink, boxes = render_line("2718", LineStyle(scale=2.0), pool, rng)
+    add_underline(ink, boxes, 40, rng)
+    ink[boxes[0][1] - 30, :] = 1.0  # a ruled line across the whole image, above the digits
+    ink[5:7, 5:7] = 1.0  # a speck
+    strip = line_strip(ink)
+    top, bottom = ink_rows(strip.pixels)
+    assert bottom - top + 1 <= STRIP_HEIGHT - 4  # nothing left above or below the digits
+
+
+def test_no_ink_gives_no_strip():
+    assert line_strip(np.zeros((50, 80), np.float32)) is None
