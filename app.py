@@ -5,8 +5,9 @@
     python app.py --share                           # also ask Gradio for a public link
 
 Every option also has an environment variable (HDR_MODEL, HDR_REVISION, HDR_AUTH, HDR_FEEDBACK_DIR,
-GRADIO_SERVER_NAME, GRADIO_SERVER_PORT). API endpoints for ``gradio_client``: /predict, /predict_sketch,
-/predict_batch, /feedback, /model_info (see README, section "App").
+GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, HDR_WORKERS). API endpoints for ``gradio_client``: /predict,
+/predict_sketch, /predict_batch, /read, /feedback, /model_info; and ``POST /api/v1/predict``, one plain HTTP
+request per image, for high-volume clients (see README, section "App").
 """
 from __future__ import annotations
 
@@ -15,14 +16,22 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls; must precede the import
 # Preprocessing solves many tiny least-squares fits; multi-threaded OpenBLAS made each ~7× slower (bench/bench_load.py).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The model's batches are small and the cores busy with requests: extra torch threads only wait for each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import base64  # noqa: E402
+import binascii  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import secrets  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
+from concurrent.futures.process import BrokenProcessPool  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -30,17 +39,26 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 from gradio.components.image_editor import EditorData  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
+from starlette.datastructures import UploadFile  # noqa: E402
+from starlette.formparsers import MultiPartException, MultiPartParser  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 
 from hdr import BlankImageError, InvalidImageError, Prediction, Recognizer  # noqa: E402
 from hdr.feedback import FeedbackStore  # noqa: E402
 from hdr.preprocess import load_image, preprocess  # noqa: E402
 from hdr.reader import Reading, draw_reading  # noqa: E402
 from hdr.saliency import integrated_gradients, overlay, upscale  # noqa: E402
+from hdr.serving import MicroBatcher, worker_pool  # noqa: E402
 
 log = logging.getLogger("hdr.app")
 
-MAX_FILE_SIZE = "20mb"
-MAX_BATCH_SIZE = 16  # requests of concurrent users that share one model call
+MAX_FILE_BYTES = 20 * 2**20  # uploads, and request bodies of the REST route
+MAX_BATCH_SIZE = 16  # requests of concurrent users that share one model call (Gradio's queue)
+REST_PATH = "/api/v1/predict"
+REST_BATCH_SIZE = 64  # requests of the REST route that share one model call...
+REST_BATCH_WAIT = 0.005  # ...waiting at most this long (s) for each other
 MAX_BATCH_FILES = 500  # files read per batch request; the rest are reported as skipped
 CANVAS_SIZE = (360, 360)
 NUMBER_CANVAS_SIZE = (720, 240)
@@ -61,6 +79,8 @@ class Analysis:
     prediction: Prediction | None = None
     image: Image.Image | None = None  # the image as loaded (for the preview and for feedback)
     ink_box: tuple[int, int, int, int] | None = None
+    model_input: np.ndarray | None = None  # preprocessed, to be classified
+    status: int = 400  # HTTP status of a REST answer without prediction: 400 bad input, 422 no ink, 500 our failure
 
     def to_dict(self) -> dict:
         """JSON-friendly answer of the API: digit, confidence, probabilities, unsure, message."""
@@ -77,6 +97,30 @@ def describe(prediction: Prediction) -> str:
     guesses = ", ".join(f"{digit} ({probability:.0%})" for digit, probability in prediction.top(3))
     return ("This does not look like a clear digit, so there is no answer. "
             f"Best guesses: {guesses}. Try one digit, large and centred.")
+
+
+def prepare(source, missing: str = UPLOAD_FIRST, blank: str | None = None) -> Analysis:
+    """Load and preprocess one source for :meth:`DigitApp.classify`: an Analysis holding the model input, or the
+    message saying why there is none.
+
+    ``source`` is a path, bytes, a PIL image, an Analysis (an early error, returned as is) or None (no input:
+    ``missing`` is the message). ``blank`` (if given) replaces the preprocessing's message for an image without ink.
+    """
+    if isinstance(source, Analysis):
+        return source
+    if source is None:
+        return Analysis(missing)
+    try:
+        image = load_image(source)
+        prepared = preprocess(image)
+    except BlankImageError as error:
+        return Analysis(blank or str(error), status=422)
+    except InvalidImageError as error:
+        return Analysis(str(error))
+    except Exception:  # a bug or an unforeseen file must not fail the whole batch
+        log.exception("could not read %.200r", source)
+        return Analysis("Sorry, this image could not be read.", status=500)
+    return Analysis("", image=image, ink_box=prepared.ink_box, model_input=prepared.model_input)
 
 
 def decode_sketch(payload: dict | None, sketchpad: gr.Sketchpad) -> Image.Image | Analysis | None:
@@ -128,44 +172,20 @@ class DigitApp:
 
     # ----- core -------------------------------------------------------------------------------
     def analyse(self, sources: list, missing: str = UPLOAD_FIRST, blank: str | None = None) -> list[Analysis]:
-        """Read one digit from each source (path, PIL image, Analysis for an early error, None).
-
-        ``missing`` is the message for an absent input, ``blank`` (if given) the one for an image
-        without ink instead of the preprocessing's own.
+        """Read one digit from each source (see :func:`prepare` for the sources and messages), in one model call.
 
         Errors stay with their own item: one bad file never spoils the answers of the others,
         which matters because requests of different users are batched together.
         """
-        results: list[Analysis] = []
-        ready: list[tuple[Analysis, np.ndarray]] = []
-        for source in sources:
-            if isinstance(source, Analysis):
-                results.append(source)
-                continue
-            if source is None:
-                results.append(Analysis(missing))
-                continue
-            try:
-                image = load_image(source)
-                prepared = preprocess(image)
-            except BlankImageError as error:
-                results.append(Analysis(blank or str(error)))
-                continue
-            except InvalidImageError as error:
-                results.append(Analysis(str(error)))
-                continue
-            except Exception:  # a bug or an unforeseen file must not fail the whole batch
-                log.exception("could not read %r", source)
-                results.append(Analysis("Sorry, this image could not be read."))
-                continue
-            analysis = Analysis("", image=image, ink_box=prepared.ink_box)
-            results.append(analysis)
-            ready.append((analysis, prepared.model_input))
-        predictions = self.recognizer.classify([model_input for _, model_input in ready])
-        for (analysis, _), prediction in zip(ready, predictions):
+        return self.classify([prepare(source, missing, blank) for source in sources])
+
+    def classify(self, analyses: list[Analysis]) -> list[Analysis]:
+        """Fill in the prediction of each prepared analysis (one model call for all); returns ``analyses``."""
+        ready = [analysis for analysis in analyses if analysis.model_input is not None]
+        for analysis, prediction in zip(ready, self.recognizer.classify([a.model_input for a in ready])):
             analysis.prediction = prediction
             analysis.message = describe(prediction)
-        return results
+        return analyses
 
     def read_numbers(self, sources: list,
                      missing: str = UPLOAD_FIRST) -> list[tuple[Image.Image | None, Reading | str]]:
@@ -366,6 +386,107 @@ def number_outputs(results: list[tuple[Image.Image | None, Reading | str]]) -> t
     return texts, pictures, tables
 
 
+# ----- the REST route ------------------------------------------------------------------------------------------
+class UploadError(Exception):
+    """A request that does not even carry an image; ``status`` is the HTTP status of the answer."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def prepare_upload(data: bytes) -> Analysis:
+    """:func:`prepare` for the bytes sent to the REST route, run in a worker process; the decoded image is left out."""
+    return replace(prepare(data), image=None)
+
+
+class PredictRoute:
+    """``POST /api/v1/predict``: an image as the request body (or as a multipart form field ``file``) → the
+    answer of the Gradio endpoint /predict, in one HTTP request instead of three.
+
+    Images are decoded and preprocessed in ``workers`` processes, so every core works on them; the model
+    inputs of concurrent requests are classified together, one model call per batch. An answer without a
+    prediction comes with a 4xx status (5xx for our own failures). With ``auth`` (user, password) the route
+    requires HTTP basic authentication with the same credentials as the app's login.
+    """
+
+    def __init__(self, digit_app: DigitApp, workers: int, auth: tuple[str, str] | None = None):
+        self.workers = workers
+        self.pool = worker_pool(workers)
+        self.batcher = MicroBatcher(digit_app.classify, max_size=REST_BATCH_SIZE, max_wait=REST_BATCH_WAIT)
+        self.credentials = f"{auth[0]}:{auth[1]}".encode() if auth else None
+
+    def route(self) -> Route:
+        return Route(REST_PATH, self.predict, methods=["POST"])
+
+    async def predict(self, request: Request) -> JSONResponse:
+        if self.credentials is not None and not self.authorized(request):
+            return respond(Analysis("This app requires a login: send it with HTTP basic authentication.", status=401),
+                           {"WWW-Authenticate": 'Basic realm="hdr"'})
+        try:
+            data = await read_upload(request)
+        except UploadError as error:
+            return respond(Analysis(str(error), status=error.status))
+        for _ in range(2):
+            pool = self.pool
+            try:
+                analysis = await asyncio.get_running_loop().run_in_executor(pool, prepare_upload, data)
+                break
+            except BrokenProcessPool:  # a worker died (killed, out of memory): start new workers, try again once
+                if pool is self.pool:
+                    log.error("a preprocessing worker died; starting %d new ones", self.workers)
+                    self.pool = worker_pool(self.workers)
+        else:
+            return respond(Analysis("Sorry, this image could not be read.", status=500))
+        if analysis.model_input is not None:
+            analysis = await self.batcher(analysis)
+        return respond(analysis)
+
+    def authorized(self, request: Request) -> bool:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        try:
+            given = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            return False
+        return scheme.lower() == "basic" and secrets.compare_digest(given, self.credentials)
+
+
+def respond(analysis: Analysis, headers: dict | None = None) -> JSONResponse:
+    """The REST answer: the dict of /predict, with status 200 when there is a prediction."""
+    return JSONResponse(analysis.to_dict(), 200 if analysis.prediction else analysis.status, headers)
+
+
+async def read_upload(request: Request, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The image sent in a request: its body, or its multipart form field ``file``; at most ``limit`` bytes."""
+    too_large = UploadError(413, f"The request is too large: the limit is {limit // 2**20} MB.")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+
+    async def body() -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            yield chunk
+
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return b"".join([chunk async for chunk in body()])
+    try:
+        form = await MultiPartParser(request.headers, body(), max_files=1, max_fields=10).parse()
+    except MultiPartException as error:
+        raise UploadError(400, f"The multipart form could not be read ({error.message}).") from error
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise UploadError(400, "Send the image as the request body, or as a multipart form field named 'file'.")
+        return await upload.read()
+    finally:
+        await form.close()
+
+
+# ----- the Gradio app ----------------------------------------------------------------------------------------
 def build_demo(digit_app: DigitApp) -> gr.Blocks:
     """The Gradio interface and API of the app."""
     recognizer = digit_app.recognizer
@@ -499,24 +620,31 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
                         help="require a login, given as user:password (env HDR_AUTH)")
     parser.add_argument("--feedback-dir", default=os.environ.get("HDR_FEEDBACK_DIR", "feedback"),
                         help="where corrections are stored (default: feedback/; env HDR_FEEDBACK_DIR)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("HDR_WORKERS") or os.cpu_count() or 1),
+                        help=f"processes that preprocess the images of {REST_PATH} (default: one per CPU core; "
+                             "env HDR_WORKERS)")
     options = parser.parse_args(argv)
     if options.auth is not None and ":" not in options.auth:
         parser.error("--auth must look like user:password")
+    if options.workers < 1:
+        parser.error("--workers must be at least 1")
     return options
 
 
-def create_demo(options: argparse.Namespace) -> gr.Blocks:
+def create_demo(options: argparse.Namespace) -> tuple[DigitApp, gr.Blocks]:
     """Load the model and build the app with its queue."""
     recognizer = Recognizer.from_pretrained(options.model, options.revision)
-    demo = build_demo(DigitApp(recognizer, FeedbackStore(options.feedback_dir)))
-    return demo.queue(max_size=256)
+    digit_app = DigitApp(recognizer, FeedbackStore(options.feedback_dir))
+    return digit_app, build_demo(digit_app).queue(max_size=256)
 
 
-def launch(demo: gr.Blocks, options: argparse.Namespace) -> None:
-    """Serve until interrupted, saying plainly whether a share link was created."""
+def launch(demo: gr.Blocks, digit_app: DigitApp, options: argparse.Namespace) -> None:
+    """Serve the Gradio app and the REST route until interrupted, saying plainly whether a share link was created."""
     auth = tuple(options.auth.split(":", 1)) if options.auth else None
+    rest = PredictRoute(digit_app, options.workers, auth)  # before the server starts threads (see worker_pool)
     demo.launch(server_name=options.host, server_port=options.port, share=options.share, auth=auth,
-                max_file_size=MAX_FILE_SIZE, ssr_mode=False, prevent_thread_lock=True)
+                max_file_size=MAX_FILE_BYTES, ssr_mode=False, prevent_thread_lock=True,
+                app_kwargs={"routes": [rest.route()]})
     if options.share and not demo.share_url:
         print(f"hdr: no public share link could be created (is there internet access?); "
               f"the app keeps running locally at {demo.local_url}", flush=True)
@@ -525,7 +653,7 @@ def launch(demo: gr.Blocks, options: argparse.Namespace) -> None:
 
 
 options = parse_options(sys.argv[1:] if __name__ == "__main__" else [])
-demo = create_demo(options)
+digit_app, demo = create_demo(options)
 
 if __name__ == "__main__":
-    launch(demo, options)
+    launch(demo, digit_app, options)

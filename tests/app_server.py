@@ -27,10 +27,46 @@ class RunningApp:
 
     def rss_bytes(self) -> int:
         """Resident memory of the server process, from ``/proc``."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("VmRSS not found")
+        return rss_bytes(self.process.pid)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server and its workers have used so far, from ``/proc``."""
+        return sum(cpu_seconds(pid) for pid in [self.process.pid, *self.worker_pids()])
+
+    def worker_pids(self) -> list[int]:
+        """The server's child processes (its preprocessing workers)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after "pid (name)": state, ppid
+            except (OSError, IndexError, ValueError):  # the process ended meanwhile
+                continue
+            if parent == self.process.pid:
+                pids.append(int(stat.parent.name))
+        return sorted(pids)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # from the state (field 3) on
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15: utime, stime
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from ``/proc``."""
+    return _kilobytes(f"/proc/{pid}/status", "VmRSS:") * 1024
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of a process: its resident memory, each page shared with n processes counted 1/n."""
+    return _kilobytes(f"/proc/{pid}/smaps_rollup", "Pss:") * 1024
+
+
+def _kilobytes(path: str, key: str) -> int:
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1])
+    raise RuntimeError(f"{key} not found in {path}")
 
 
 def free_port() -> int:

@@ -1,18 +1,29 @@
-"""The app (``app.py``) as API users meet it: a real server on 127.0.0.1, called with ``gradio_client``.
+"""The app (``app.py``) as API users meet it: a real server on 127.0.0.1, called with ``gradio_client``
+and through its REST route ``POST /api/v1/predict``.
 
 Every answer is compared with the Python ``Recognizer`` on the same file, bad input must come back
-as a clear message (never an error), and the server must keep serving afterwards. The model is the
-shipped one, or the one ``HDR_MODEL`` names.
+as a clear message (never an error of the server; the REST route says it with a 4xx status), and the
+server must keep serving afterwards. The model is the shipped one, or the one ``HDR_MODEL`` names.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.client
 import json
 import os
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -86,6 +97,8 @@ def files(tmp_path_factory, digits) -> dict[str, Path]:
     Image.new("L", (9000, 6000), 255).save(paths["huge"])  # 54 Mpx of white paper, a small file
     paths["blank_layer"] = folder / "blank_layer.png"
     Image.new("RGBA", (360, 360), (0, 0, 0, 0)).save(paths["blank_layer"])
+    paths["blank_paper"] = folder / "blank_paper.png"
+    Image.new("L", (112, 112), 255).save(paths["blank_paper"])
     return paths
 
 
@@ -218,6 +231,96 @@ def test_concurrent_requests_each_get_their_own_answer(client, files):
     assert [answer["digit"] for answer in answers] == [expected.get(name) for name in names]
 
 
+# ----- the REST route ------------------------------------------------------------------------------------
+REST_PATH = "/api/v1/predict"
+
+
+def post(url: str, body: bytes, content_type: str = "image/png",
+         auth: tuple[str, str] | None = None) -> tuple[int, dict]:
+    """POST ``body`` to the REST route: the HTTP status and the JSON answer (errors too)."""
+    request = urllib.request.Request(url + REST_PATH, data=body, headers={"Content-Type": content_type})
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.load(error)
+
+
+def multipart(field: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart form with one file field: the body and its content type."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"digit.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def assert_rest_still_serving(app, files) -> None:
+    status, answer = post(app.url, files["paper7"].read_bytes())
+    assert status == 200 and answer["digit"] == 7, answer
+
+
+@pytest.mark.parametrize("name, digit", [("paper7", 7), ("paper2", 2), ("jpeg3", 3)])
+def test_the_rest_route_answers_as_gradio_predict_does(app, client, recognizer, files, name, digit):
+    data = files[name].read_bytes()
+    status, answer = post(app.url, data)
+    assert status == 200 and answer["digit"] == digit and not answer["unsure"]
+    assert answer == client.predict(handle_file(str(files[name])), api_name="/predict")
+    assert_same_answer(answer, recognizer.predict(files[name]))
+    assert post(app.url, *multipart("file", data)) == (200, answer)
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ("not_image", 400, "not an image"),
+    ("truncated", 400, "corrupt or truncated"),
+    ("empty", 400, "empty"),
+    ("huge", 400, "too large"),  # 54 megapixels
+    ("blank_paper", 422, "No ink found"),
+    (multipart("image", b"a file in the wrong field"), 400, "multipart form field named 'file'"),
+    ((b"--x\r\nno headers, no end", "multipart/form-data; boundary=x"), 400, "multipart form could not be read"),
+])
+def test_bad_input_to_the_rest_route_gets_a_4xx_json_error(app, files, body, status, words):
+    if isinstance(body, str):
+        body = files[body].read_bytes()
+    body, content_type = body if isinstance(body, tuple) else (body, "image/png")
+    answer_status, answer = post(app.url, body, content_type)
+    assert answer_status == status and words in answer["message"], (answer_status, answer)
+    assert answer["digit"] is None
+    assert_rest_still_serving(app, files)
+
+
+def test_a_request_over_the_size_limit_gets_413_before_its_body_is_sent(app, files):
+    connection = http.client.HTTPConnection(urlsplit(app.url).netloc, timeout=60)
+    try:
+        connection.putrequest("POST", REST_PATH)
+        connection.putheader("Content-Length", str(20 * 2**20 + 1))  # over the 20 MB limit
+        connection.endheaders()  # the body is never sent: the declared length is enough to refuse it
+        response = connection.getresponse()
+        assert response.status == 413 and "too large" in json.load(response)["message"]
+    finally:
+        connection.close()
+    assert_rest_still_serving(app, files)
+
+
+def test_concurrent_rest_requests_each_get_their_own_answer(app, files):
+    names = ["paper7", "not_image", "paper2", "empty", "jpeg3", "paper7", "truncated", "paper2"] * 4
+    with ThreadPoolExecutor(len(names)) as pool:
+        answers = list(pool.map(lambda name: post(app.url, files[name].read_bytes()), names))
+    expected = {"paper7": 7, "paper2": 2, "jpeg3": 3}
+    assert [answer["digit"] for _, answer in answers] == [expected.get(name) for name in names]
+    assert [status for status, _ in answers] == [200 if name in expected else 400 for name in names]
+
+
+def test_the_rest_route_replaces_a_worker_that_died(app, files):
+    workers = app.worker_pids()
+    assert workers, "the app has no preprocessing workers"
+    os.kill(workers[0], signal.SIGKILL)
+    assert_rest_still_serving(app, files)
+    assert workers[0] not in app.worker_pids()
+
+
 # ----- feedback --------------------------------------------------------------------------------------------
 def test_a_correction_is_stored_and_the_training_data_includes_it(client, feedback_dir, files, data_root):
     before = len(load_feedback(feedback_dir)[1])
@@ -258,10 +361,10 @@ def test_fine_tuning_starts_from_the_served_weights(recognizer):
 
 
 def test_the_fine_tuning_config_fits_the_shipped_model():
-    config = yaml.safe_load((APP.parent / "configs" / "finetune.yaml").read_text())
+    model = yaml.safe_load((APP.parent / "configs" / "finetune.yaml").read_text())["model"]["init_args"]
     shipped = json.loads((SHIPPED_MODEL / "config.json").read_text())
-    assert (APP.parent / config["model"]["init_from"]).resolve() == SHIPPED_MODEL.resolve()
-    assert config["model"]["widths"] == shipped["widths"]
+    assert (APP.parent / model["init_from"]).resolve() == SHIPPED_MODEL.resolve()
+    assert model["widths"] == shipped["widths"]
 
 
 # ----- the README ------------------------------------------------------------------------------------------
@@ -274,6 +377,26 @@ def test_the_readme_api_example_runs_as_printed(app, files, tmp_path, monkeypatc
     (tmp_path / "notes.txt").write_text("not a picture")
     monkeypatch.chdir(tmp_path)
     exec(example.replace('"http://127.0.0.1:7860/"', repr(app.url)), {})  # noqa: S102 (our own README)
+
+
+def test_the_readme_rest_examples_run_as_printed(app, files, tmp_path, monkeypatch):
+    readme = (APP.parent / "README.md").read_text()
+    examples = readme.split("<!-- app-rest-example")[1]
+    shell = examples.split("```bash\n")[1].split("```")[0]
+    python = examples.split("```python\n")[1].split("```")[0]
+    (tmp_path / "digit.png").write_bytes(files["paper7"].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(python.replace("http://127.0.0.1:7860", app.url), namespace)  # noqa: S102 (our own README)
+    assert namespace["answer"]["digit"] == 7
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed: the README's curl commands were not run")
+    commands = [line.split(" #")[0] for line in shell.splitlines() if line.startswith("curl ")]
+    assert len(commands) == 3
+    for command in commands:  # the app has no login here: the one with -u gets the same answer
+        output = subprocess.run([*shlex.split(command.replace("http://127.0.0.1:7860", app.url)), "--silent"],
+                                capture_output=True, check=True).stdout
+        assert json.loads(output)["digit"] == 7, command
 
 
 # ----- launching -------------------------------------------------------------------------------------------
@@ -312,3 +435,10 @@ def test_a_login_is_required_when_auth_is_set(tmp_path, files):
             Client(url, verbose=False)
         client = Client(url, auth=("ada", "lovelace"), verbose=False)
         assert client.predict(handle_file(str(files["paper7"])), api_name="/predict")["digit"] == 7
+
+        data = files["paper7"].read_bytes()
+        for auth in (None, ("ada", "wrong"), ("eve", "lovelace")):
+            status, answer = post(url, data, auth=auth)
+            assert status == 401 and answer["digit"] is None and "login" in answer["message"], answer
+        status, answer = post(url, data, auth=("ada", "lovelace"))
+        assert status == 200 and answer["digit"] == 7
