@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from hdr.recognizer import Prediction, Recognizer
 
 SPACE_GAP = 0.9  # a gap wider than this × line height (and twice the usual gap) separates digit groups
-EMPTY_COLUMN = 0.05  # a strip column with less ink than this separates two characters cleanly
 
 
 @dataclass
@@ -82,18 +81,12 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
         raise BlankImageError("No digits found in the image.")
     lines = read_strips(recognizer.line_reader, [strip.pixels for strip in strips])
     placed = [place_characters(strip, characters) for strip, characters in zip(strips, lines)]
-    free = [(line, index) for line, (characters, places) in enumerate(zip(lines, placed))
-            for index, (character, place) in enumerate(zip(characters, places))
-            if character.char.isdigit() and place.free]
-    inputs = [to_model_input(placed[line][index].ink) for line, index in free]
-    second_opinions = dict(zip(free, recognizer.classify(inputs)))
-    readings = []
-    for line, (image, ink, strip, characters, places) in enumerate(zip(loaded, inks, strips, lines, placed)):
-        digits = [digit_probabilities(character, second_opinions.get((line, index)))
-                  for index, character in enumerate(characters)]
-        readings.append(compose(image, ink.shape, strip, characters, places, digits,
-                                recognizer.line_reader.min_confidence))
-    return readings
+    free = [(character, place) for characters, places in zip(lines, placed)
+            for character, place in zip(characters, places) if character.char.isdigit() and place.free]
+    opinions = recognizer.classify([to_model_input(place.ink) for _, place in free])
+    second_opinions = {id(character): opinion for (character, _), opinion in zip(free, opinions)}
+    return [compose(image, ink.shape, strip, characters, places, second_opinions, recognizer.line_reader.min_confidence)
+            for image, ink, strip, characters, places in zip(loaded, inks, strips, lines, placed)]
 
 
 @torch.inference_mode()
@@ -114,15 +107,16 @@ def digit_probabilities(character: Character, classified: Prediction | None) -> 
 
 
 def compose(image: Image.Image, ink_shape: tuple[int, int], strip: Strip, characters: list[Character],
-            places: list[Place], digit_probabilities: list[np.ndarray], min_confidence: float) -> Reading:
+            places: list[Place], second_opinions: dict[int, Prediction], min_confidence: float) -> Reading:
     """Turn decoded characters into a :class:`Reading` with boxes in source pixels."""
     scale = (image.width / ink_shape[1], image.height / ink_shape[0])
     digits, separators = [], []
-    for character, place, probabilities in zip(characters, places, digit_probabilities):
+    for character, place in zip(characters, places):
         box = scale_box(place.box, scale)
         if not character.char.isdigit():
             separators.append(Mark(character.char, box))
             continue
+        probabilities = digit_probabilities(character, second_opinions.get(id(character)))
         order = np.argsort(probabilities)[::-1]
         confidence = min(character.confidence, float(probabilities[order[0]]))
         alternatives = [(int(digit), float(probabilities[digit])) for digit in order[:3]]
@@ -144,26 +138,28 @@ class Place:
 
 
 def place_characters(strip: Strip, characters: list[Character]) -> list[Place]:
-    """Each character's ink: what lies between the emptiest strip columns separating it from its neighbours."""
-    column_ink = strip.pixels.sum(0)
-    centres = [(c.peak_frame + 0.5) * FRAME_WIDTH for c in characters]
-    edges, clean = [0.0], [True]
-    for left, right in zip(centres, centres[1:]):
-        span = column_ink[int(left) : int(right) + 1]
-        emptiest = np.flatnonzero(span <= span.min() + 1e-6)
-        edges.append(int(left) + (emptiest[0] + emptiest[-1]) / 2)
-        clean.append(span.min() < EMPTY_COLUMN)
-    edges.append(float(strip.pixels.shape[1]))
-    clean.append(True)
+    """Each character's ink: what lies between the emptiest ink columns separating it from its neighbours
+    (searched between the columns where the reader saw them)."""
     frame_left, frame_top = strip.origin
+    mask = strip.ink > INK_THRESHOLD
+    column_ink = mask.sum(0)
+    centres = [min(max(int(strip.to_ink_column((c.peak_frame + 0.5) * FRAME_WIDTH)) - frame_left, 0), mask.shape[1] - 1)
+               for c in characters]
+    edges, clean = [0], [True]
+    for left, right in zip(centres, centres[1:]):
+        span = column_ink[left : right + 1]
+        emptiest = np.flatnonzero(span == span.min())
+        edges.append(left + (int(emptiest[0]) + int(emptiest[-1]) + 1) // 2)
+        clean.append(span.min() == 0)
+    edges.append(mask.shape[1])
+    clean.append(True)
     places = []
-    for number, (start, stop) in enumerate(zip(edges, edges[1:])):
-        first = max(0, int(math.floor(strip.to_ink_column(start))) - frame_left)
-        last = min(strip.ink.shape[1], max(int(math.ceil(strip.to_ink_column(stop))) - frame_left, first + 1))
+    for number, (first, last) in enumerate(zip(edges, edges[1:])):
+        last = max(last, first + 1)
         ink = strip.ink[:, first:last]
         rows, cols = np.nonzero(ink > INK_THRESHOLD)
         if len(rows) == 0:
-            box = (frame_left + first, frame_top, frame_left + last, frame_top + strip.ink.shape[0])
+            box = (frame_left + first, frame_top, frame_left + last, frame_top + mask.shape[0])
         else:
             ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
             box = (frame_left + first + int(cols.min()), frame_top + int(rows.min()),
