@@ -373,8 +373,10 @@ def _remove_edge_regions(mask: np.ndarray) -> np.ndarray:
                             labels[band:-band, :band].ravel(), labels[band:-band, -band:].ravel()])
     contact = np.bincount(frame, minlength=count + 1) / band  # about the length along the edge
     contact[0] = 0
-    limit = max(3 * stroke_width(mask), 0.08 * min(mask.shape))
-    along_edge = contact > limit
+    shortest = 0.08 * min(mask.shape)  # the limit is at least this long
+    if contact.max() <= shortest:
+        return mask  # nothing lies along the edge: spare the stroke-width measurement
+    along_edge = contact > max(3 * stroke_width(mask), shortest)
     if not along_edge.any() or along_edge[1:].all():
         return mask  # nothing along the edge, or nothing else (then it is the drawing itself)
     return mask & ~along_edge[labels]
