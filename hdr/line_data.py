@@ -68,6 +68,7 @@ class LineDataset(Dataset):
                 return torch.from_numpy(strip), labels
 
     def render(self, text: str, rng: np.random.Generator) -> np.ndarray | None:
+        """The strip of ``text`` written in a random style (``None`` if no ink survives the clean-up)."""
         positions = [i for i, char in enumerate(text) if char.isdigit()]
         picks = [rng.choice(self.pool.by_digit[int(text[i])]) for i in positions]
         digits = torch.from_numpy(self.pool.images[picks]).float().div(255).unsqueeze(1)
@@ -81,7 +82,8 @@ class LineDataset(Dataset):
             add_underline(ink, boxes, height, rng)
         rows, cols = np.nonzero(ink)
         margin = int(height)  # paper around the number, as in a real image
-        strip = line_strip(ink[max(rows.min() - margin, 0) : rows.max() + margin, max(cols.min() - margin, 0) : cols.max() + margin])
+        top, left = max(rows.min() - margin, 0), max(cols.min() - margin, 0)
+        strip = line_strip(ink[top : rows.max() + margin, left : cols.max() + margin])
         return None if strip is None else strip.pixels
 
 

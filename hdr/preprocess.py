@@ -15,6 +15,7 @@ The pipeline, one function per step:
 """
 from __future__ import annotations
 
+import functools
 import io
 import math
 import warnings
@@ -264,9 +265,7 @@ def _paper_background(luminance: np.ndarray, thumb_side: int = 48, degree: int =
     thumb = np.asarray(
         Image.fromarray(luminance).resize(_fit(width, height, thumb_side), Image.Resampling.BOX), dtype=np.float32
     )
-    ty, tx = np.mgrid[0 : thumb.shape[0], 0 : thumb.shape[1]]
-    terms = _poly_terms((tx + 0.5) / thumb.shape[1] * 2 - 1, (ty + 0.5) / thumb.shape[0] * 2 - 1, degree)
-    design = np.stack([t.ravel() for t in terms], axis=1)
+    design = _design_matrix(thumb.shape, degree)
     values = thumb.ravel()
     inliers = _near_the_mode(values)  # start from a flat paper: the ink is left out
     for _ in range(4):
@@ -280,6 +279,16 @@ def _paper_background(luminance: np.ndarray, thumb_side: int = 48, degree: int =
     paper_range = values[inliers].min(), values[inliers].max()  # no wild extrapolation beyond the paper seen
     surface = np.clip(design @ coefficients, *paper_range).reshape(thumb.shape).astype(np.float32)
     return np.asarray(Image.fromarray(surface).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _design_matrix(shape: tuple[int, int], degree: int) -> np.ndarray:
+    """Polynomial terms of the pixel coordinates (scaled to [-1, 1]) of an image of ``shape``, one row per pixel."""
+    ty, tx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    terms = _poly_terms((tx + 0.5) / shape[1] * 2 - 1, (ty + 0.5) / shape[0] * 2 - 1, degree)
+    design = np.stack([t.ravel() for t in terms], axis=1)
+    design.flags.writeable = False  # shared between calls
+    return design
 
 
 def _least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
