@@ -42,13 +42,11 @@ class MNISTDataModule(L.LightningDataModule):
         self.augmentation = augmentation
 
     def prepare_data(self) -> None:
-        if not mnist.is_present(self.hparams.data_root) and self.hparams.download:
-            mnist.download(self.hparams.data_root)
+        mnist.fetch_if_missing(self.hparams.data_root, self.hparams.download)
 
     def setup(self, stage: str) -> None:
         images, labels = mnist.load(self.hparams.data_root, train=True)
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.hparams.split_seed))
-        val_index, train_index = order[: self.hparams.val_size], order[self.hparams.val_size :]
+        train_index, val_index = mnist.split(len(labels), self.hparams.val_size, self.hparams.split_seed)
         if self.hparams.train_subset:
             train_index = train_index[: self.hparams.train_subset]
         train_images, train_labels = images[train_index], labels[train_index]

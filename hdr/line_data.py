@@ -130,13 +130,11 @@ class LineDataModule(L.LightningDataModule):
         self.distortion = distortion
 
     def prepare_data(self) -> None:
-        if not mnist.is_present(self.hparams.data_root) and self.hparams.download:
-            mnist.download(self.hparams.data_root)
+        mnist.fetch_if_missing(self.hparams.data_root, self.hparams.download)
 
     def setup(self, stage: str) -> None:
         images, labels = mnist.load(self.hparams.data_root, train=True)
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.hparams.split_seed))
-        val_index, train_index = order[: self.hparams.val_size], order[self.hparams.val_size :]
+        train_index, val_index = mnist.split(len(labels), self.hparams.val_size, self.hparams.split_seed)
         train_pool = DigitPool(images[train_index].numpy(), labels[train_index].numpy())
         val_pool = DigitPool(images[val_index].numpy(), labels[val_index].numpy())
         self.train_set = LineDataset(train_pool, self.hparams.train_numbers, self.distortion)

@@ -84,3 +84,15 @@ def load(root: str | Path, train: bool, download_if_missing: bool = False) -> tu
     images = read_idx(raw_dir(root) / f"{prefix}-images-idx3-ubyte")
     labels = read_idx(raw_dir(root) / f"{prefix}-labels-idx1-ubyte")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def split(count: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded (training, validation) indices of the ``count`` training images: every model uses the same split."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:], order[:val_size]
+
+
+def fetch_if_missing(root: str | Path, allowed: bool) -> None:
+    """Download MNIST into ``root`` when it is not there and downloading is ``allowed``."""
+    if allowed and not is_present(root):
+        download(root)

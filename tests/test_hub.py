@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -168,7 +169,8 @@ def test_hanging_hub_falls_back_within_the_timeout(hub, tmp_path, monkeypatch):
     warm_seconds = time.perf_counter() - started
 
     assert cold_seconds < 1.5 + 3 and warm_seconds < 1.5 + 3  # unbounded, it would wait for minutes
-    assert cold_source.kind == "shipped" and "no answer within 1.5 s" in cold_source.note
+    # Our deadline and the HTTP client's read timeout are both 1.5 s: either may report it first.
+    assert cold_source.kind == "shipped" and re.search(r"no answer within 1\.5 s|Timeout", cold_source.note)
     assert warm_source.kind == "hub" and warm_source.commit == commit and "cached copy" in warm_source.note
 
 
