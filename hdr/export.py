@@ -65,33 +65,35 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
         "training_seconds": round(training_seconds, 1),
     }
     learning_curves_figure(Path(log_dir) / "metrics.csv", output / "learning_curves.png")
+    table = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
+    table["mnist_test_per_class_accuracy"] = ", ".join(
+        f"{digit}: {value:.2%}" for digit, value in metrics["mnist_test_per_class_accuracy"].items())
+    save_model_folder(net, output, metrics, log_dir, command, card_values={
+        "metrics": table, "val_size": datamodule.hparams.val_size,
+        "temperature": metrics["temperature"], "min_confidence": metrics["min_confidence"]})
+    return metrics
+
+
+def save_model_folder(net: torch.nn.Module, output: Path, metrics: dict, log_dir: str, command: str,
+                      card_values: dict | None = None) -> None:
+    """Write ``train_config.yaml`` (the run's config), ``metrics.json``, the weights and a model card filled with
+    the parameter count, the metrics, the training time, the hardware, the command and the config (plus
+    ``card_values``, which override these)."""
     config_file = Path(log_dir) / "config.yaml"
     if config_file.exists():
         shutil.copy(config_file, output / "train_config.yaml")
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (output / "README.md").unlink(missing_ok=True)
-    net.save_pretrained(output, model_card_kwargs=model_card_values(net, metrics, command, datamodule, output))
-    return metrics
-
-
-def model_card_values(net: DigitNet, metrics: dict, command: str, datamodule, output: Path) -> dict:
-    """Values filled into ``hdr/model_card.md``."""
-    config_file = output / "train_config.yaml"
+    (output / "README.md").unlink(missing_ok=True)  # save_pretrained keeps an existing card
     minutes, seconds = divmod(int(metrics["training_seconds"]), 60)
-    table = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
-    table["mnist_test_per_class_accuracy"] = ", ".join(
-        f"{digit}: {value:.2%}" for digit, value in metrics["mnist_test_per_class_accuracy"].items())
-    return {
+    values = {
         "parameters": f"{sum(p.numel() for p in net.parameters()):,}",
-        "metrics": table,
-        "val_size": datamodule.hparams.val_size,
-        "temperature": metrics["temperature"],
-        "min_confidence": metrics["min_confidence"],
+        "metrics": metrics,
         "training_time": f"{minutes} min {seconds} s",
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads",
         "command": command,
         "config": config_file.read_text().strip() if config_file.exists() else "",
     }
+    net.save_pretrained(output, model_card_kwargs={**values, **(card_values or {})})
 
 
 @torch.no_grad()
@@ -126,18 +128,5 @@ def export_line_model(checkpoint: str, datamodule, output_dir: str, command: str
         "min_confidence": round(min_confidence, 4),
         "training_seconds": round(training_seconds, 1),
     }
-    config_file = Path(log_dir) / "config.yaml"
-    if config_file.exists():
-        shutil.copy(config_file, output / "train_config.yaml")
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (output / "README.md").unlink(missing_ok=True)
-    minutes, seconds = divmod(int(training_seconds), 60)
-    net.save_pretrained(output, model_card_kwargs={
-        "parameters": f"{sum(p.numel() for p in net.parameters()):,}",
-        "metrics": metrics,
-        "training_time": f"{minutes} min {seconds} s",
-        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads",
-        "command": command,
-        "config": config_file.read_text().strip() if config_file.exists() else "",
-    })
+    save_model_folder(net, output, metrics, log_dir, command)
     return metrics
