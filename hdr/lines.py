@@ -15,7 +15,8 @@ from hdr.line_model import FRAME_WIDTH, STRIP_HEIGHT
 
 STRIP_DIGIT_HEIGHT = 20  # a digit's height in the strip, as in MNIST's 20×20 box
 INK_THRESHOLD = 0.2  # ink-map value above which a pixel counts as ink
-RULED_LINE_SPAN = 0.6  # a thin row band inked over this fraction of the image width is a ruled line
+RULED_LINE_SPAN = 0.85  # a thin row band inked over this fraction of the width is a ruled line; at 0.6,
+# strokes joining the touching digits of a short number were erased too
 SPECK_AREA = 0.004  # components smaller than this × line height² are noise
 SMALL = 0.45  # components lower than this × line height are separators or noise, not digits
 MARGIN = 0.3  # blank strip on each side, × line height
