@@ -2,6 +2,10 @@
 
     python -m bench.multidigit_set                       # 200 images per subset into bench/data/multidigit
     python -m bench.multidigit_set --per-subset 50 --out /tmp/multidigit
+    python -m bench.multidigit_set --digits validation --out bench/data/multidigit_val   # for tuning
+
+``--digits validation`` writes the numbers with the 5,000 MNIST training digits held out for validation
+(the split every model uses), so that choices about reading can be made without looking at the test digits.
 
 Subsets (see ``SUBSETS``): ``spaced``, ``tight``, ``touching`` (neighbours slid together until their ink
 touches, boxes overlapping by at most 0.15 digit heights), ``overlapping`` (boxes overlap by 15–35% of the
@@ -23,8 +27,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from hdr import mnist
 from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, Box, DigitPool, LineStyle, add_underline, render_line
 
+VALIDATION_SIZE, VALIDATION_SEED = 5000, 0  # the classifier's and the line reader's held-out split
 SUBSETS = ("spaced", "tight", "touching", "overlapping", "separators", "broken", "photo", "sketch")
 SEPARATOR_TEMPLATES = ("D.DD", "DD.DD", "DDD.DD", "D,DDD", "DD,DDD", "D,DDD,DDD", "DD-DD", "DDD-DDDD",
                        "DD-DD-DD", "DD DDD", "DDDD DDDD", "DDD DDD DDD", "DD.DD.DDDD")
@@ -133,14 +139,25 @@ def write_set(out: Path, pool: DigitPool, per_subset: int, seed: int = 0) -> lis
     return records
 
 
+def digit_pool(data_root: str, digits: str) -> DigitPool:
+    """The MNIST test digits, or the held-out validation digits of the training set."""
+    if digits == "test":
+        return DigitPool.from_mnist(data_root)
+    images, labels = mnist.load(data_root, train=True)
+    _, validation = mnist.split(len(labels), VALIDATION_SIZE, VALIDATION_SEED)
+    return DigitPool(images[validation].numpy(), labels[validation].numpy())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default="../shared/data", help="MNIST root (holds MNIST/raw)")
     parser.add_argument("--out", type=Path, default=Path("bench/data/multidigit"))
     parser.add_argument("--per-subset", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--digits", choices=("test", "validation"), default="test",
+                        help="MNIST digits to write with: test (the benchmark) or held-out validation (tuning)")
     args = parser.parse_args()
-    records = write_set(args.out, DigitPool.from_mnist(args.data_root), args.per_subset, args.seed)
+    records = write_set(args.out, digit_pool(args.data_root, args.digits), args.per_subset, args.seed)
     print(f"wrote {len(records)} images to {args.out}")
 
 
