@@ -2,12 +2,13 @@
 
     python app.py                                   # shipped model on http://127.0.0.1:7860
     python app.py --model user/hdr-mnist --revision v2 --host 0.0.0.0 --port 8080 --auth me:secret
+    python app.py --line-reader user/hdr-lines --line-reader-revision v1   # the line reader from a hub too
     python app.py --share                           # also ask Gradio for a public link
 
-Every option also has an environment variable (HDR_MODEL, HDR_REVISION, HDR_AUTH, HDR_FEEDBACK_DIR,
-GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, HDR_WORKERS). API endpoints for ``gradio_client``: /predict,
-/predict_sketch, /predict_batch, /read, /feedback, /model_info; and ``POST /api/v1/predict``, one plain HTTP
-request per image, for high-volume clients (see README, section "App").
+Every option also has an environment variable (HDR_MODEL, HDR_REVISION, HDR_LINE_READER, HDR_LINE_READER_REVISION,
+HDR_AUTH, HDR_FEEDBACK_DIR, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, HDR_WORKERS). API endpoints for ``gradio_client``:
+/predict, /predict_sketch, /predict_batch, /read, /feedback, /model_info; and ``POST /api/v1/predict``, one plain
+HTTP request per image, for high-volume clients (see README, section "App").
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from starlette.routing import Route  # noqa: E402
 
 from hdr import BlankImageError, InvalidImageError, Prediction, Recognizer  # noqa: E402
 from hdr.feedback import FeedbackStore  # noqa: E402
+from hdr.hub import ModelSource  # noqa: E402
 from hdr.preprocess import load_image, preprocess  # noqa: E402
 from hdr.reader import Reading, draw_reading  # noqa: E402
 from hdr.saliency import integrated_gradients, overlay, upscale  # noqa: E402
@@ -270,11 +272,9 @@ class DigitApp:
         return {"saved": saved, "message": message}
 
     def model_info(self) -> dict:
-        """/model_info: which model answers (kind, repo_id, revision, commit, folder, note, description)."""
-        info = self.recognizer.source.to_dict()
-        # gradio_client would take any dict with a "path" key for a file to download.
-        info["folder"] = info.pop("path")
-        return {**info, "description": self.recognizer.source.describe()}
+        """/model_info: which digit model answers (kind, repo_id, revision, commit, folder, note, description),
+        and the same for the line reader that reads whole numbers under ``line_reader``."""
+        return {**source_info(self.recognizer.source), "line_reader": source_info(self.recognizer.line_reader_source)}
 
     # ----- UI handlers ---------------------------------------------------------------------------
     def ui_draw(self, payloads: list[dict | None], sketchpad: gr.Sketchpad) -> tuple[list, list, list, list]:
@@ -336,6 +336,14 @@ class DigitApp:
                                     original=analysis.image,
                                     extra={"mode": mode, "model": self.recognizer.source.to_dict()})
         return True, f"Thanks! Saved as digit {digit} ({sample.name}); it will be used when the model is fine-tuned."
+
+
+def source_info(source: ModelSource) -> dict:
+    """A model's source for /model_info, its folder under ``folder``: gradio_client would take any dict with a
+    "path" key for a file to download."""
+    info = source.to_dict()
+    info["folder"] = info.pop("path")
+    return info
 
 
 def label_value(analysis: Analysis) -> dict | str | None:
@@ -493,7 +501,8 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
     # Uploaded files are removed after an hour, so a long-running server does not fill the disk.
     with gr.Blocks(title="hdr — handwritten digit recognition", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# Handwritten digit recognition\nDraw a digit or upload a photo or scan of one.")
-        gr.Markdown(f"**Model:** {recognizer.source.describe()}", elem_id="model-info")
+        gr.Markdown(f"**Model:** {recognizer.source.describe()}  \n**Line reader** (whole numbers): "
+                    f"{recognizer.line_reader_source.describe()}", elem_id="model-info")
         with gr.Tabs():
             with gr.Tab("Draw", id="draw"):
                 with gr.Row():
@@ -612,6 +621,11 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
                         help="model folder or hub repo id (default: the shipped model; env HDR_MODEL)")
     parser.add_argument("--revision", default=os.environ.get("HDR_REVISION"),
                         help="hub revision: branch, tag or commit (env HDR_REVISION)")
+    parser.add_argument("--line-reader", default=os.environ.get("HDR_LINE_READER"),
+                        help="line reader for whole numbers: folder or hub repo id (default: the shipped one; "
+                             "env HDR_LINE_READER)")
+    parser.add_argument("--line-reader-revision", default=os.environ.get("HDR_LINE_READER_REVISION"),
+                        help="hub revision of --line-reader (env HDR_LINE_READER_REVISION)")
     parser.add_argument("--host", default=None, help="address to bind (default: env GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None,
                         help="port (default: env GRADIO_SERVER_PORT or the first free one from 7860)")
@@ -633,7 +647,8 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
 
 def create_demo(options: argparse.Namespace) -> tuple[DigitApp, gr.Blocks]:
     """Load the model and build the app with its queue."""
-    recognizer = Recognizer.from_pretrained(options.model, options.revision)
+    recognizer = Recognizer.from_pretrained(options.model, options.revision,
+                                            options.line_reader, options.line_reader_revision)
     digit_app = DigitApp(recognizer, FeedbackStore(options.feedback_dir))
     return digit_app, build_demo(digit_app).queue(max_size=256)
 

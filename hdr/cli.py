@@ -1,4 +1,4 @@
-"""Command line: ``python -m hdr predict|evaluate ...``."""
+"""Command line: ``python -m hdr predict|evaluate|push|read ...``."""
 from __future__ import annotations
 
 import argparse
@@ -11,9 +11,13 @@ from hdr.preprocess import InvalidImageError
 from hdr.recognizer import Recognizer
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, line_reader: bool = False) -> None:
     parser.add_argument("--model", default=None, help="model folder or hub repo id (default: the shipped model)")
     parser.add_argument("--revision", default=None, help="hub branch, tag or commit")
+    if line_reader:
+        parser.add_argument("--line-reader", default=None,
+                            help="line reader (whole numbers): folder or hub repo id (default: the shipped one)")
+        parser.add_argument("--line-reader-revision", default=None, help="hub branch, tag or commit of --line-reader")
 
 
 def report_each(paths: list[str], analyse, summary, as_json: bool) -> int:
@@ -76,7 +80,8 @@ def add_push_command(commands) -> None:
         return 0
 
     push = commands.add_parser("push", help="upload an exported model folder to a Hugging Face model hub")
-    push.add_argument("folder", help="model folder with config.json, model.safetensors and README.md")
+    push.add_argument("folder", help="model folder (digit model or line reader) with config.json, "
+                                     "model.safetensors and README.md")
     push.add_argument("--repo", required=True, help="hub repo id, USER/NAME (created if missing)")
     push.add_argument("--revision", default=None, help="branch to push to (created from main if missing)")
     push.add_argument("--tag", default=None, help="tag to put on the new commit, e.g. v3")
@@ -89,7 +94,10 @@ def add_read_command(commands) -> None:
     """``read IMAGE... [--json]``: read a whole number from each image."""
 
     def run_read(args: argparse.Namespace) -> int:
-        recognizer = Recognizer.from_pretrained(args.model, args.revision)
+        recognizer = Recognizer.from_pretrained(args.model, args.revision, args.line_reader, args.line_reader_revision)
+        for name, source in (("model", recognizer.source), ("line reader", recognizer.line_reader_source)):
+            if source.note:  # e.g. the hub was unreachable and the shipped model is used instead
+                print(f"hdr: {name}: {source.describe()}", file=sys.stderr)
 
         def summary(reading) -> str:
             return f"{reading.text} ({reading.confidence:.1%})" + ("  unsure" if reading.unsure else "")
@@ -99,7 +107,7 @@ def add_read_command(commands) -> None:
     read = commands.add_parser("read", help="read a whole number (several digits) from each image")
     read.add_argument("images", nargs="+", help="image files (PNG, JPEG, WEBP, BMP, GIF, TIFF)")
     read.add_argument("--json", action="store_true", help="one JSON object per line")
-    add_model_options(read)
+    add_model_options(read, line_reader=True)
     read.set_defaults(handler=run_read)
 
 

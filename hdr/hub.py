@@ -1,5 +1,9 @@
 """Where models come from: the shipped folder, a local folder or a Hugging Face model hub.
 
+Both kinds of model — the digit classifier (:class:`DigitNet`, shipped in ``checkpoints/hdr-mnist``) and
+the line reader (:class:`LineNet`, shipped in ``checkpoints/hdr-lines``) — go through the same code:
+:func:`load_model` takes the model class and its shipped folder.
+
 Only ``config.json`` + ``model.safetensors`` are ever read (never a pickle), with a strict match
 between the two. Pulling from a hub never blocks for long: the network part runs under a
 deadline, and when the hub is down, hanging or failing, the cached copy of the requested revision
@@ -29,9 +33,12 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from hdr.line_model import LineNet
 from hdr.model import DigitNet
 
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "hdr-mnist"
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+SHIPPED_MODEL = CHECKPOINTS / "hdr-mnist"  # the digit classifier (DigitNet)
+SHIPPED_LINE_READER = CHECKPOINTS / "hdr-lines"  # the line reader of whole numbers (LineNet)
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
 DEFAULT_TIMEOUT = 4.0  # seconds allowed for the network part of a hub pull, unless HDR_HUB_TIMEOUT says otherwise
 PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl"]
@@ -78,8 +85,9 @@ class ModelSource:
 
 
 def load_model(source: str | os.PathLike | None = None, revision: str | None = None,
-               timeout: float | None = None, cache_dir: str | os.PathLike | None = None
-               ) -> tuple[DigitNet, ModelSource]:
+               timeout: float | None = None, cache_dir: str | os.PathLike | None = None,
+               model_class: type[torch.nn.Module] = DigitNet, shipped: Path = SHIPPED_MODEL
+               ) -> tuple[torch.nn.Module, ModelSource]:
     """Load a model in eval mode and describe where it came from.
 
     Args:
@@ -88,19 +96,23 @@ def load_model(source: str | os.PathLike | None = None, revision: str | None = N
         timeout: seconds allowed for talking to the hub before falling back to the cache or shipped model
             (default: env ``HDR_HUB_TIMEOUT``, else 4).
         cache_dir: huggingface_hub cache folder (default: huggingface_hub's, from ``HF_HOME``/``HF_HUB_CACHE``).
+        model_class: the kind of model, built from ``config.json``: :class:`DigitNet` (default) or :class:`LineNet`.
+        shipped: the shipped folder of that kind, served for ``None`` and when the hub is out and nothing is
+            cached (default: the digit model; ``SHIPPED_LINE_READER`` for a :class:`LineNet`).
 
     Raises:
         ModelLoadError: missing or invalid files, unknown repo/revision, or a repo without safetensors weights.
     """
     if source is None:
-        return load_folder(_shipped_folder()), ModelSource("shipped", None, None, None, str(SHIPPED_MODEL))
+        return load_folder(_shipped_folder(shipped), model_class), _shipped_source(shipped)
     folder = Path(source).expanduser()
     if folder.is_dir():
-        return load_folder(folder), ModelSource("local", None, None, None, str(folder.resolve()))
+        return load_folder(folder, model_class), ModelSource("local", None, None, None, str(folder.resolve()))
     repo_id = str(source)
     if isinstance(source, os.PathLike) or not REPO_ID.fullmatch(repo_id):
         raise ModelLoadError(f"{repo_id!r} is neither an existing folder nor a hub repo id like 'user/name'")
-    return _load_from_hub(repo_id, revision, hub_timeout() if timeout is None else timeout, cache_dir)
+    timeout = hub_timeout() if timeout is None else timeout
+    return _load_from_hub(repo_id, revision, timeout, cache_dir, model_class, shipped)
 
 
 def load_folder(folder: str | os.PathLike, model_class: type[torch.nn.Module] = DigitNet) -> torch.nn.Module:
@@ -133,7 +145,8 @@ def push_model(folder: str | os.PathLike, repo_id: str, revision: str | None = N
                private: bool = False, commit_message: str | None = None) -> str:
     """Upload a model folder to a hub repo and return the commit id.
 
-    The folder must hold ``config.json``, ``model.safetensors`` and ``README.md`` and load cleanly.
+    The folder must hold ``config.json``, ``model.safetensors`` and ``README.md`` and load cleanly, as a
+    digit model or a line reader (see :func:`model_class_of`).
     The repo is created if needed, the branch ``revision`` too (from ``main``), and ``tag`` is put
     on the new commit. Scalar metrics in ``metrics.json`` that the model card's table lacks (for
     instance the realistic-set accuracy) are added to it. Pickled files are not uploaded.
@@ -142,7 +155,7 @@ def push_model(folder: str | os.PathLike, repo_id: str, revision: str | None = N
     missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE) if not (folder / name).is_file()]
     if missing:
         raise ModelLoadError(f"{folder} lacks {', '.join(missing)}; export a model with train.py first")
-    load_folder(folder)
+    load_folder(folder, model_class_of(folder))
     api = HfApi(endpoint=hub_endpoint())
     api.create_repo(repo_id, private=private, exist_ok=True)
     if revision and revision != constants.DEFAULT_REVISION:
@@ -156,6 +169,16 @@ def push_model(folder: str | os.PathLike, repo_id: str, revision: str | None = N
     if tag:
         api.create_tag(repo_id, tag=tag, revision=commit.oid)
     return commit.oid
+
+
+def model_class_of(folder: str | os.PathLike) -> type[torch.nn.Module]:
+    """The kind of model a folder holds, from its ``config.json``: a line reader's config has ``context``
+    (the digit classifier's has ``num_classes`` instead); :class:`DigitNet` when it cannot be read."""
+    try:
+        config = json.loads((Path(folder) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return DigitNet  # load_folder then reports what is wrong with the file
+    return LineNet if isinstance(config, dict) and "context" in config else DigitNet
 
 
 def push_error_message(error: Exception) -> str:
@@ -202,50 +225,54 @@ def hub_timeout() -> float:
     return seconds if seconds > 0 else DEFAULT_TIMEOUT
 
 
-def _shipped_folder() -> Path:
-    if not (SHIPPED_MODEL / WEIGHTS_FILE).is_file():
-        raise ModelLoadError(f"no shipped model in {SHIPPED_MODEL}: train one with "
-                             "`python train.py --config configs/mnist.yaml --export_dir checkpoints/hdr-mnist`")
-    return SHIPPED_MODEL
+def _shipped_folder(shipped: Path) -> Path:
+    if not (shipped / WEIGHTS_FILE).is_file():
+        raise ModelLoadError(f"no shipped model in {shipped}: train one with train.py and export it there "
+                             f"(`--export_dir {_display_path(str(shipped))}`, see README, Training)")
+    return shipped
+
+
+def _shipped_source(shipped: Path, note: str = "") -> ModelSource:
+    return ModelSource("shipped", None, None, None, str(shipped), note)
 
 
 def _display_path(path: str) -> str:
     try:
-        return str(Path(path).relative_to(SHIPPED_MODEL.parent.parent))
+        return str(Path(path).relative_to(CHECKPOINTS.parent))
     except ValueError:
         return path
 
 
-def _load_from_hub(repo_id: str, revision: str | None, timeout: float, cache_dir) -> tuple[DigitNet, ModelSource]:
+def _load_from_hub(repo_id: str, revision: str | None, timeout: float, cache_dir,
+                   model_class: type[torch.nn.Module], shipped: Path) -> tuple[torch.nn.Module, ModelSource]:
     """Newest files of ``revision`` from the hub, else the cached copy, else the shipped model."""
+
+    def snapshot(folder: Path, note: str) -> tuple[torch.nn.Module, ModelSource]:
+        commit = folder.name  # huggingface_hub's cache keeps each commit in snapshots/<commit id>/
+        source = ModelSource("hub", repo_id, revision or constants.DEFAULT_REVISION, commit, str(folder), note)
+        return load_folder(folder, model_class), source
+
     if revision and COMMIT_ID.fullmatch(revision):  # a commit never changes: a cached copy is as good as the hub
         try:
-            return _load_snapshot(repo_id, revision, _fetch(repo_id, revision, cache_dir, offline=True), "")
+            return snapshot(_fetch(repo_id, revision, cache_dir, offline=True), "")
         except LocalEntryNotFoundError:
             pass
     try:
         folder = _with_deadline(lambda: _fetch(repo_id, revision, cache_dir, offline=False, timeout=timeout), timeout)
-        return _load_snapshot(repo_id, revision, folder, "")
+        return snapshot(folder, "")
     except HubUnavailable as outage:
         reason = str(outage)
     try:
         folder = _fetch(repo_id, revision, cache_dir, offline=True)
-        return _load_snapshot(repo_id, revision, folder, f"hub unreachable ({reason}), serving the cached copy")
+        return snapshot(folder, f"hub unreachable ({reason}), serving the cached copy")
     except LocalEntryNotFoundError:
         pass
     wanted = f"{repo_id} @ {revision or constants.DEFAULT_REVISION}"
     try:
-        net = load_folder(_shipped_folder())
+        net = load_folder(_shipped_folder(shipped), model_class)
     except ModelLoadError as error:
         raise ModelLoadError(f"hub unreachable for {wanted} ({reason}), nothing cached, and {error}") from None
-    note = f"hub unreachable for {wanted} ({reason}), serving shipped model"
-    return net, ModelSource("shipped", None, None, None, str(SHIPPED_MODEL), note)
-
-
-def _load_snapshot(repo_id: str, revision: str | None, folder: Path, note: str) -> tuple[DigitNet, ModelSource]:
-    commit = folder.name  # huggingface_hub's cache keeps each commit in snapshots/<commit id>/
-    source = ModelSource("hub", repo_id, revision or constants.DEFAULT_REVISION, commit, str(folder), note)
-    return load_folder(folder), source
+    return net, _shipped_source(shipped, f"hub unreachable for {wanted} ({reason}), serving shipped model")
 
 
 def _fetch(repo_id: str, revision: str | None, cache_dir, offline: bool, timeout: float = DEFAULT_TIMEOUT) -> Path:

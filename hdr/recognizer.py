@@ -1,20 +1,18 @@
 """The Recognizer: any image of a handwritten digit in, a calibrated prediction out."""
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from hdr import reader
-from hdr.hub import ModelSource, load_folder, load_model
+from hdr.hub import SHIPPED_LINE_READER, ModelSource, load_model
 from hdr.line_model import LineNet
 from hdr.model import DigitNet
 from hdr.preprocess import preprocess
-
-SHIPPED_LINE_READER = Path(__file__).resolve().parent.parent / "checkpoints" / "hdr-lines"
 
 
 @dataclass
@@ -50,18 +48,26 @@ class Recognizer:
     """Reads handwritten digits with a :class:`DigitNet` and whole numbers with a :class:`LineNet`;
     see :meth:`from_pretrained`."""
 
-    def __init__(self, model: DigitNet, source: ModelSource, line_reader: LineNet):
+    def __init__(self, model: DigitNet, source: ModelSource, line_reader: LineNet, line_reader_source: ModelSource):
         self.model = model.eval()
-        self.source = source
+        self.source = source  # where the digit model came from
         self.line_reader = line_reader.eval()
+        self.line_reader_source = line_reader_source  # where the line reader came from
 
     @classmethod
-    def from_pretrained(cls, source: str | None = None, revision: str | None = None,
-                        line_reader: str | Path = SHIPPED_LINE_READER) -> Recognizer:
-        """Load the shipped digit model (``None``), a local model folder, or a hub repo id at ``revision``;
-        numbers are read with the line reader in the local folder ``line_reader`` (the shipped one by default)."""
+    def from_pretrained(cls, source: str | os.PathLike | None = None, revision: str | None = None,
+                        line_reader: str | os.PathLike | None = None,
+                        line_reader_revision: str | None = None) -> Recognizer:
+        """Load both models, each from ``None`` (the shipped one), a local folder, or a hub repo id at a revision.
+
+        ``source`` / ``revision`` pick the digit model, ``line_reader`` / ``line_reader_revision`` the line reader
+        that reads whole numbers. Hub pulls fall back to the cached copy or the shipped model when the hub is out
+        (see :func:`hdr.hub.load_model`); :attr:`source` and :attr:`line_reader_source` say what was loaded.
+        """
         model, model_source = load_model(source, revision)
-        return cls(model, model_source, load_folder(line_reader, LineNet))
+        reader_net, reader_source = load_model(line_reader, line_reader_revision,
+                                               model_class=LineNet, shipped=SHIPPED_LINE_READER)
+        return cls(model, model_source, reader_net, reader_source)
 
     @torch.inference_mode()
     def classify(self, model_inputs: Sequence[np.ndarray]) -> list[Prediction]:

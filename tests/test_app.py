@@ -40,7 +40,7 @@ from gradio_client.exceptions import AuthenticationError  # noqa: E402
 from hdr import Recognizer  # noqa: E402
 from hdr.datamodule import MNISTDataModule  # noqa: E402
 from hdr.feedback import load_feedback  # noqa: E402
-from hdr.hub import SHIPPED_MODEL  # noqa: E402
+from hdr.hub import SHIPPED_LINE_READER, SHIPPED_MODEL  # noqa: E402
 from hdr.lit_module import DigitClassifier  # noqa: E402
 
 MODEL = Path(os.environ.get("HDR_MODEL") or SHIPPED_MODEL)
@@ -185,6 +185,9 @@ def test_model_info_names_the_served_model(client):
     assert info["kind"] == ("shipped" if MODEL == SHIPPED_MODEL else "local")
     assert Path(info["folder"]).resolve() == MODEL.resolve()
     assert info["description"]
+    lines = info["line_reader"]  # where the line reader (whole numbers) came from
+    assert lines["kind"] == "shipped" and Path(lines["folder"]) == SHIPPED_LINE_READER
+    assert lines["description"] == "shipped model (checkpoints/hdr-lines)"
 
 
 # ----- bad input -------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The model hub workflow with the real huggingface_hub client against a loopback Hub-compatible server.
 
 Push, pull by branch/tag/commit, outages (hub down, hub hanging), damaged or mismatched files,
-pickle-only repos, and the app serving a pulled model.
+pickle-only repos, the line reader through the same hub, and the app serving pulled models.
 """
 from __future__ import annotations
 
@@ -18,13 +18,25 @@ import pytest
 import torch
 from huggingface_hub import constants
 
-from hdr.hub import SHIPPED_MODEL, ModelLoadError, load_folder, load_model, push_error_message, push_model
+from hdr import Recognizer
+from hdr.cli import build_parser
+from hdr.hub import (
+    SHIPPED_LINE_READER,
+    SHIPPED_MODEL,
+    ModelLoadError,
+    load_folder,
+    load_model,
+    push_error_message,
+    push_model,
+)
+from hdr.line_model import LineNet
 from hdr.model import DigitNet
 from tests.conftest import REPO
 from tests.hub_server import HubServer
 
 TOKEN = "hf_test_secret_token_123"
 REPO_ID = "tester/digits"
+LINES_REPO_ID = "user/lines"
 needs_shipped_model = pytest.mark.skipif(not (SHIPPED_MODEL / "model.safetensors").is_file(),
                                          reason="the shipped model (checkpoints/hdr-mnist) is not trained yet")
 
@@ -36,6 +48,8 @@ def hub(monkeypatch, tmp_path):
     # huggingface_hub reads HF_HUB_DISABLE_TELEMETRY once, at import; when it is off, building request headers
     # fetches an "agent harnesses" list from the import-time endpoint (huggingface.co): never at test time.
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    # huggingface_hub also reads its default cache folder at import: pulls without cache_dir stay in tmp_path.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
@@ -53,6 +67,28 @@ def model_folder(path: Path, seed: int, widths=(8, 16), metrics: dict | None = N
     net.save_pretrained(path, model_card_kwargs={"metrics": {k: v for k, v in metrics.items() if "realistic" not in k}})
     (path / "metrics.json").write_text(json.dumps(metrics))
     return path
+
+
+@pytest.fixture(scope="module")
+def number_image(data_root):
+    """A handwritten number (MNIST test digits) that the shipped models read as 4096."""
+    from bench.multidigit_set import render_number
+    from hdr.synthetic import DigitPool
+
+    return render_number("4096", "spaced", 12, DigitPool.from_mnist(data_root)).image
+
+
+def same_weights(first: torch.nn.Module, second: torch.nn.Module) -> bool:
+    one, other = first.state_dict(), second.state_dict()
+    return one.keys() == other.keys() and all(torch.equal(one[name], other[name]) for name in one)
+
+
+def read_command(capsys, *args: str) -> tuple[int, str, str]:
+    """``python -m hdr read ...`` in this process: exit status, stdout, stderr."""
+    options = build_parser().parse_args(["read", *args])
+    status = options.handler(options)
+    output = capsys.readouterr()
+    return status, output.out, output.err
 
 
 def probabilities(net: DigitNet) -> torch.Tensor:
@@ -300,6 +336,62 @@ def test_push_command_line(hub, tmp_path):
     assert missing.returncode != 0 and "lacks config.json" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_the_line_reader_is_pushed_with_the_command_line_and_pulled_by_the_recognizer(hub, tmp_path, capsys,
+                                                                                    recognizer, number_image):
+    pushed = subprocess.run([sys.executable, "-m", "hdr", "push", str(SHIPPED_LINE_READER), "--repo", LINES_REPO_ID,
+                             "--tag", "v1"], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=300)
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    commit = hub.repos[LINES_REPO_ID].tags["v1"]
+    assert commit in pushed.stdout and "model.safetensors" in hub.repos[LINES_REPO_ID].commits[commit]
+
+    pulled = Recognizer.from_pretrained(line_reader=LINES_REPO_ID, line_reader_revision="v1")
+
+    source = pulled.line_reader_source
+    assert (source.kind, source.repo_id, source.revision, source.commit, source.note) == (
+        "hub", LINES_REPO_ID, "v1", commit, "")
+    assert source.describe() == f"hub: {LINES_REPO_ID} @ v1 (commit {commit[:7]})"
+    assert pulled.source.kind == "shipped" and recognizer.line_reader_source.kind == "shipped"
+    assert isinstance(pulled.line_reader, LineNet) and same_weights(pulled.line_reader, recognizer.line_reader)
+    assert pulled.read(number_image).text == recognizer.read(number_image).text == "4096"
+
+    image = tmp_path / "number.png"
+    number_image.save(image)
+    status, out, err = read_command(capsys, str(image), "--line-reader", LINES_REPO_ID, "--line-reader-revision", "v1")
+    assert status == 0 and out.startswith(f"{image}: 4096 (") and err == ""
+
+
+def test_hub_down_the_line_reader_falls_back_to_the_shipped_one_with_a_note(hub, tmp_path, capsys,
+                                                                           recognizer, number_image):
+    push_model(SHIPPED_LINE_READER, LINES_REPO_ID)
+    hub.stop()
+
+    started = time.perf_counter()
+    pulled = Recognizer.from_pretrained(line_reader=LINES_REPO_ID)
+    seconds = time.perf_counter() - started
+
+    assert seconds < 5
+    source = pulled.line_reader_source
+    assert source.kind == "shipped" and source.path == str(SHIPPED_LINE_READER)
+    assert f"hub unreachable for {LINES_REPO_ID} @ main" in source.note and "serving shipped model" in source.note
+    assert source.describe().startswith("shipped model (checkpoints/hdr-lines) — hub unreachable")
+    assert same_weights(pulled.line_reader, recognizer.line_reader)
+    assert pulled.read(number_image).text == recognizer.read(number_image).text
+
+    image = tmp_path / "number.png"
+    number_image.save(image)
+    status, out, err = read_command(capsys, str(image), "--line-reader", LINES_REPO_ID)
+    assert status == 0 and out.startswith(f"{image}: 4096 ")
+    assert err.startswith("hdr: line reader: shipped model (checkpoints/hdr-lines) — hub unreachable for user/lines")
+
+
+def test_a_digit_model_is_not_taken_for_a_line_reader(hub, tmp_path):
+    push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
+
+    with pytest.raises(ModelLoadError, match=r"config\.json does not describe a LineNet"):
+        load_model(REPO_ID, model_class=LineNet, shipped=SHIPPED_LINE_READER, cache_dir=fresh_cache(tmp_path))
+
+
 @pytest.mark.skipif(not (REPO / "app.py").is_file(), reason="app.py (engineer C) is not there yet")
 def test_the_app_serves_a_pulled_model_and_reports_repo_and_commit(hub, tmp_path):
     from gradio_client import Client
@@ -308,11 +400,16 @@ def test_the_app_serves_a_pulled_model_and_reports_repo_and_commit(hub, tmp_path
 
     commit = push_model(model_folder(tmp_path / "model", seed=1), REPO_ID, tag="v3")
     push_model(model_folder(tmp_path / "newer", seed=2), REPO_ID)
+    lines_commit = push_model(SHIPPED_LINE_READER, LINES_REPO_ID, tag="v1")
 
-    with running_app(env={"HDR_MODEL": REPO_ID, "HDR_REVISION": "v3",
-                          "HDR_FEEDBACK_DIR": str(tmp_path / "feedback")}) as app:
+    with running_app(env={"HDR_MODEL": REPO_ID, "HDR_REVISION": "v3", "HDR_LINE_READER": LINES_REPO_ID,
+                          "HDR_LINE_READER_REVISION": "v1", "HDR_FEEDBACK_DIR": str(tmp_path / "feedback")}) as app:
         info = Client(app.url, verbose=False).predict(api_name="/model_info")
 
     assert info["kind"] == "hub" and info["repo_id"] == REPO_ID and info["revision"] == "v3"
     assert info["commit"] == commit and info["note"] == ""
     assert info["description"] == f"hub: {REPO_ID} @ v3 (commit {commit[:7]})"
+    lines = info["line_reader"]
+    assert (lines["kind"], lines["repo_id"], lines["revision"]) == ("hub", LINES_REPO_ID, "v1")
+    assert lines["commit"] == lines_commit and lines["note"] == ""
+    assert lines["description"] == f"hub: {LINES_REPO_ID} @ v1 (commit {lines_commit[:7]})"

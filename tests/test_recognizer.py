@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from hdr import BlankImageError, InvalidImageError, Recognizer
-from hdr.hub import SHIPPED_MODEL
+from hdr.hub import SHIPPED_LINE_READER, SHIPPED_MODEL
 
 
 def paper_digit(digit_28: np.ndarray, size: int = 280) -> np.ndarray:
@@ -117,3 +118,14 @@ def test_loads_a_local_model_folder(tmp_path, recognizer):
     assert copy.source.kind == "local"
     sample = [np.eye(28, dtype=np.float32)]
     assert copy.classify(sample)[0].probabilities == pytest.approx(recognizer.classify(sample)[0].probabilities)
+
+
+def test_line_reader_comes_from_the_shipped_folder_or_a_given_one(recognizer):
+    shipped = recognizer.line_reader_source
+    assert (shipped.kind, shipped.path) == ("shipped", str(SHIPPED_LINE_READER))
+    assert shipped.describe() == "shipped model (checkpoints/hdr-lines)"
+
+    copy = Recognizer.from_pretrained(line_reader=SHIPPED_LINE_READER)  # a Path, as bench/bench_read.py passes it
+    assert copy.line_reader_source.kind == "local" and copy.source.kind == "shipped"
+    state = recognizer.line_reader.state_dict()
+    assert all(torch.equal(value, state[name]) for name, value in copy.line_reader.state_dict().items())
