@@ -324,6 +324,8 @@ def render_thick_marker(digit, rng):
     height, width = canvas_size(rng, 500, 1200)
     ink_height = int(min(height, width) * rng.uniform(0.45, 0.8))
     strokes = slant(pen_strokes(digit, ink_height, ink_height * rng.uniform(0.14, 0.22), rng), rng)
+    # a fat pen and the slant can make the ink wider than a narrow canvas: widen the paper to keep its margins
+    height, width = max(height, int(strokes.shape[0] / 0.9) + 1), max(width, int(strokes.shape[1] / 0.9) + 1)
     paper = np.full((height, width, 3), rng.uniform(235, 255), np.float32)
     paper += gaussian_noise(rng, 2, (height, width, 1))
     ink = rng.choice([(10, 10, 10), (200, 30, 30), (20, 60, 180), (20, 120, 50)])

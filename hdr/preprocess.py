@@ -31,6 +31,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 ORIENTATION_TAG = 0x0112  # EXIF: how the camera was held
 WORKING_MAX_SIDE = 640  # ink is found on a copy no larger than this...
 WORKING_MIN_SIDE = 128  # ...and no smaller than this (tiny images are upscaled first)
+SMALL_DIGIT = 48  # a digit smaller than this in a reduced working copy is looked at again more closely
 
 MNIST_BOX = 20  # MNIST fits the digit's longer side in 20 px...
 MNIST_SIDE = 28  # ...and centres its centre of mass in a 28×28 image
@@ -194,7 +195,7 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
 # ----------------------------------------------------------------------------------------- ink map
 
 
-def ink_map(image: Image.Image, single_digit: bool = True) -> np.ndarray:
+def ink_map(image: Image.Image, single_digit: bool = True, zoom: float = 1.0) -> np.ndarray:
     """Where the ink is: float32 H×W in [0, 1], ink high, paper exactly 0.
 
     Transparent canvases (mostly transparent pixels) give their ink in the alpha channel. Otherwise the
@@ -203,6 +204,8 @@ def ink_map(image: Image.Image, single_digit: bool = True) -> np.ndarray:
     chalk on a dark board), and a noise-aware threshold keeps the strokes. Long thin ruled lines and
     regions along the image edge are removed; for a ``single_digit``, so are blobs small next to the
     largest or far from it (pass ``False`` for numbers, whose decimal points and far digits must stay).
+    ``zoom`` says how many times finer than a working copy of the whole page ``image`` is (a close look at
+    part of it): ruled lines are that many times thicker.
     """
     luminance, alpha = _luminance_and_alpha(image)
     if alpha is not None and np.mean(alpha < 0.5) > 0.5:
@@ -221,7 +224,7 @@ def ink_map(image: Image.Image, single_digit: bool = True) -> np.ndarray:
     if thresholds is None:
         return np.zeros(signal.shape, np.float32)
     faint, clear = thresholds
-    mask = _remove_ruled_lines(smooth > faint, smooth, faint / 2)
+    mask = _remove_ruled_lines(smooth > faint, smooth, faint / 2, zoom)
     mask = _hysteresis(mask, smooth > clear)
     mask = _remove_edge_regions(mask)
     if single_digit:
@@ -331,24 +334,24 @@ def _hysteresis(faint: np.ndarray, clear: np.ndarray) -> np.ndarray:
     return holds_clear[labels]
 
 
-def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float) -> np.ndarray:
+def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float = 1.0) -> np.ndarray:
     """Remove long thin horizontal and vertical lines (ruled or squared paper, margins) from ``mask``.
 
     A line is a thin band of rows (columns) whose ink signal exceeds ``level`` along at least
     ``LINE_COVERAGE`` of the image: it crosses the image even where it is too faint to be in the mask
     everywhere, while a digit's stroke, even in a tightly cropped image, does not.
     """
-    mask = _remove_horizontal_lines(mask, smooth, level)
-    return _remove_horizontal_lines(mask.T, smooth.T, level).T
+    mask = _remove_horizontal_lines(mask, smooth, level, zoom)
+    return _remove_horizontal_lines(mask.T, smooth.T, level, zoom).T
 
 
-def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float) -> np.ndarray:
+def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float) -> np.ndarray:
     height, width = mask.shape
     line_rows = np.percentile(smooth[:, ::3], 100 * (1 - LINE_COVERAGE), axis=1) > level
     if not line_rows.any() or line_rows.all():
         return mask
     bands, count = ndi.label(ndi.binary_dilation(line_rows))  # one more row each side: the line's soft edge
-    max_thickness = max(5, math.ceil(0.02 * height))
+    max_thickness = max(math.ceil(5 * zoom), math.ceil(0.02 * height))
     rows = [np.flatnonzero(bands == band) for band in range(1, count + 1)]
     rows = [band for band in rows if len(band) <= max_thickness]
     if not rows:
@@ -522,15 +525,15 @@ def _centre_by_mass(patch: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- pipeline
 
 
-def working_copy(image: Image.Image) -> Image.Image:
-    """``image`` resized so its longer side is within [WORKING_MIN_SIDE, WORKING_MAX_SIDE]."""
+def working_copy(image: Image.Image, max_side: int = WORKING_MAX_SIDE) -> Image.Image:
+    """``image`` resized so its longer side is within [WORKING_MIN_SIDE, ``max_side``]."""
     long_side = max(image.size)
-    if WORKING_MIN_SIDE <= long_side <= WORKING_MAX_SIDE:
+    if WORKING_MIN_SIDE <= long_side <= max_side:
         return image
-    size = _fit(*image.size, WORKING_MAX_SIDE if long_side > WORKING_MAX_SIDE else WORKING_MIN_SIDE)
+    size = _fit(*image.size, max_side if long_side > max_side else WORKING_MIN_SIDE)
     if long_side < WORKING_MIN_SIDE:
         return image.resize(size, Image.Resampling.BICUBIC)
-    factor = long_side // WORKING_MAX_SIDE
+    factor = long_side // max_side
     if factor >= 2:  # a fast integer box reduction first, then the exact size
         image = image.reduce(factor)
     return image.resize(size, Image.Resampling.BOX)
@@ -539,16 +542,52 @@ def working_copy(image: Image.Image) -> Image.Image:
 def preprocess(source) -> Preprocessed:
     """``source`` (anything :func:`load_image` takes) → the model input and the ink box in source pixels."""
     image, (source_width, source_height) = _open(source, draft_side=WORKING_MAX_SIDE)
-    working = working_copy(image)
-    ink = ink_map(working)
+    ink, (region_left, region_top, region_right, region_bottom) = find_ink(image)
     box = ink_bounding_box(ink)
     if box is None:
         raise BlankImageError(NO_INK)
     model_input = to_model_input(ink)
-    scale_x, scale_y = working.width / source_width, working.height / source_height
+    # ink-map pixels → image pixels → source pixels (the image may be a reduced JPEG draft)
+    scale_x, scale_y = (region_right - region_left) / ink.shape[1], (region_bottom - region_top) / ink.shape[0]
+    to_source_x, to_source_y = source_width / image.width, source_height / image.height
     left, top, right, bottom = box
     ink_box = (
-        max(0, math.floor(left / scale_x)), max(0, math.floor(top / scale_y)),
-        min(source_width, math.ceil(right / scale_x)), min(source_height, math.ceil(bottom / scale_y)),
+        max(0, math.floor((region_left + left * scale_x) * to_source_x)),
+        max(0, math.floor((region_top + top * scale_y) * to_source_y)),
+        min(source_width, math.ceil((region_left + right * scale_x) * to_source_x)),
+        min(source_height, math.ceil((region_top + bottom * scale_y) * to_source_y)),
     )
     return Preprocessed(model_input, ink_box)
+
+
+def find_ink(image: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The single digit's ink map, and the region of ``image`` it covers (left, top, right, bottom).
+
+    Ink is looked for on the working copy. When that copy is a reduction and the digit in it is small (a
+    thin pen digit in a corner of a scanned page) or not found at all, the image is looked at again at a
+    higher resolution: the neighbourhood of the small digit at the image's own resolution, or the whole image
+    at twice the working size. Closed loops and faint thin strokes survive that, where the reduction merges
+    or loses them.
+    """
+    working = working_copy(image)
+    ink = ink_map(working)
+    whole = (0, 0, image.width, image.height)
+    if max(image.size) <= max(working.size):
+        return ink, whole
+    box = ink_bounding_box(ink)
+    if box is not None and max(box[2] - box[0], box[3] - box[1]) >= SMALL_DIGIT:
+        return ink, whole
+    if box is None:
+        region, closer_image = whole, working_copy(image, 2 * WORKING_MAX_SIDE)
+    else:
+        scale = image.width / working.width
+        left, top, right, bottom = (round(value * scale) for value in box)
+        margin = max(right - left, bottom - top)  # room for strokes too faint to be found in the reduction
+        region = (max(0, left - margin), max(0, top - margin),
+                  min(image.width, right + margin), min(image.height, bottom + margin))
+        closer_image = working_copy(image.crop(region))
+    zoom = (closer_image.width / (region[2] - region[0])) / (working.width / image.width)
+    closer = ink_map(closer_image, zoom=zoom)
+    if ink_bounding_box(closer) is None:
+        return ink, whole
+    return closer, region

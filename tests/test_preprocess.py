@@ -113,6 +113,19 @@ def test_ink_box_finds_a_digit_in_a_corner(examples):
         assert crop.min() < 120, "the box should hold the dark ink"
 
 
+@pytest.mark.parametrize("kind, index", [("scan", 2345), ("scan", 6507), ("scan", 2449), ("off_centre", 3660)])
+def test_a_small_digit_on_a_large_page_is_looked_at_closely(mnist_test, recognizer, kind, index):
+    # In the 640-px working copy these digits are ~10 px high: the 9s' loops merged with a ruled line (read 7
+    # or 2) and the 0s were too faint to be found at all (refused as blank).
+    images, labels = mnist_test
+    image = render(images[index], kind, seed=index)
+    left, top, right, bottom = preprocess(image).ink_box
+    assert right - left < 0.1 * image.width and bottom - top < 0.1 * image.height
+    crop = np.asarray(image.convert("L").crop((left, top, right, bottom)))
+    assert crop.min() < 120, "the box (in source pixels) should hold the dark ink"
+    assert recognizer.predict(image).digit == labels[index]
+
+
 def test_exif_rotated_jpeg_is_turned_upright(examples, recognizer):
     upright, label = examples["sketch_white"][0]
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # how a phone held sideways stores it
