@@ -30,7 +30,6 @@ from scipy import ndimage
 from hdr import mnist
 from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, Box, DigitPool, LineStyle, add_underline, render_line
 
-VALIDATION_SIZE, VALIDATION_SEED = 5000, 0  # the classifier's and the line reader's held-out split
 SUBSETS = ("spaced", "tight", "touching", "overlapping", "separators", "broken", "photo", "sketch")
 SEPARATOR_TEMPLATES = ("D.DD", "DD.DD", "DDD.DD", "D,DDD", "DD,DDD", "D,DDD,DDD", "DD-DD", "DDD-DDDD",
                        "DD-DD-DD", "DD DDD", "DDDD DDDD", "DDD DDD DDD", "DD.DD.DDDD")
@@ -144,7 +143,7 @@ def digit_pool(data_root: str, digits: str) -> DigitPool:
     if digits == "test":
         return DigitPool.from_mnist(data_root)
     images, labels = mnist.load(data_root, train=True)
-    _, validation = mnist.split(len(labels), VALIDATION_SIZE, VALIDATION_SEED)
+    _, validation = mnist.split(len(labels))  # the held-out split of the default configs
     return DigitPool(images[validation].numpy(), labels[validation].numpy())
 
 

@@ -122,8 +122,8 @@ class LineDataModule(L.LightningDataModule):
         distortion: random distortion of each digit before it is written.
     """
 
-    def __init__(self, data_root: str = "../shared/data", download: bool = True, val_size: int = 5000,
-                 split_seed: int = 0, train_numbers: int = 20000, val_numbers: int = 1000, batch_size: int = 32,
+    def __init__(self, data_root: str = "../shared/data", download: bool = True, val_size: int = mnist.VALIDATION_SIZE,
+                 split_seed: int = mnist.SPLIT_SEED, train_numbers: int = 20000, val_numbers: int = 1000, batch_size: int = 32,
                  num_workers: int = 0, distortion: Augmentation | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["distortion"])

@@ -27,6 +27,9 @@ FILES = {
 }
 
 
+VALIDATION_SIZE = 5000  # training images held out for validation (every model uses the same split)...
+SPLIT_SEED = 0  # ...chosen with this seed
+
 def raw_dir(root: str | Path) -> Path:
     """Folder holding the four IDX files under a torchvision-style data root."""
     return Path(root).expanduser() / "MNIST" / "raw"
@@ -86,7 +89,7 @@ def load(root: str | Path, train: bool, download_if_missing: bool = False) -> tu
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
-def split(count: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def split(count: int, val_size: int = VALIDATION_SIZE, seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded (training, validation) indices of the ``count`` training images: every model uses the same split."""
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     return order[val_size:], order[:val_size]

@@ -334,7 +334,7 @@ def _hysteresis(faint: np.ndarray, clear: np.ndarray) -> np.ndarray:
     return holds_clear[labels]
 
 
-def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float = 1.0) -> np.ndarray:
+def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float) -> np.ndarray:
     """Remove long thin horizontal and vertical lines (ruled or squared paper, margins) from ``mask``.
 
     A line is a thin band of rows (columns) whose ink signal exceeds ``level`` along at least
