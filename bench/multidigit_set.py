@@ -28,7 +28,8 @@ from PIL import Image
 from scipy import ndimage
 
 from hdr import mnist
-from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, Box, DigitPool, LineStyle, add_underline, render_line
+from hdr.preprocess import Box
+from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, DigitPool, LineStyle, add_underline, render_line
 
 SUBSETS = ("spaced", "tight", "touching", "overlapping", "separators", "broken", "photo", "sketch")
 SEPARATOR_TEMPLATES = ("D.DD", "DD.DD", "DDD.DD", "D,DDD", "DD,DDD", "D,DDD,DDD", "DD-DD", "DDD-DDDD",

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from hdr.line_model import FRAME_WIDTH, STRIP_HEIGHT
+from hdr.preprocess import Box
 
 STRIP_DIGIT_HEIGHT = 20  # a digit's height in the strip, as in MNIST's 20×20 box
 INK_THRESHOLD = 0.2  # ink-map value above which a pixel counts as ink
@@ -22,8 +23,6 @@ SMALL = 0.45  # components lower than this × line height are separators or nois
 MARGIN = 0.3  # blank strip on each side, × line height
 COLUMN_PERCENTILE = 80  # of the columns' ink heights, taken as a digit's height
 MIN_HEIGHT_SHARE = 0.8  # ... but at least this × the typical component height (a lone slanted 1)
-
-Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 
 
 @dataclass

@@ -41,6 +41,7 @@ THIN_STROKE, FAT_STROKE = 1.9, 4.4  # strokes outside this range are re-stroked 
 CROP_WORKING_SIDE = 160  # the ink crop is resampled to about this size for stroke-width work
 FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak ink signal
 LINE_COVERAGE = 0.8  # a ruled line is inked along at least this fraction of the image
+Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 NO_INK = "No ink found: the image looks empty. Write or draw a digit with clear contrast."
 
 
@@ -57,7 +58,7 @@ class Preprocessed:
     """The model input and where the ink was found."""
 
     model_input: np.ndarray  # 28×28 float32 in [0, 1], ink high
-    ink_box: tuple[int, int, int, int]  # left, top, right, bottom in source pixels (right/bottom exclusive)
+    ink_box: Box  # in source pixels
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -418,7 +419,7 @@ def _remove_specks(mask: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------- model input
 
 
-def ink_bounding_box(ink: np.ndarray, level: float = 0.05) -> tuple[int, int, int, int] | None:
+def ink_bounding_box(ink: np.ndarray, level: float = 0.05) -> Box | None:
     """(left, top, right, bottom) of the pixels above ``level`` (right/bottom exclusive), or None."""
     rows = np.flatnonzero((ink > level).any(axis=1))
     if rows.size == 0:
@@ -542,52 +543,61 @@ def working_copy(image: Image.Image, max_side: int = WORKING_MAX_SIDE) -> Image.
 def preprocess(source) -> Preprocessed:
     """``source`` (anything :func:`load_image` takes) → the model input and the ink box in source pixels."""
     image, (source_width, source_height) = _open(source, draft_side=WORKING_MAX_SIDE)
-    ink, (region_left, region_top, region_right, region_bottom) = find_ink(image)
+    ink, region = find_ink(image)
     box = ink_bounding_box(ink)
     if box is None:
         raise BlankImageError(NO_INK)
     model_input = to_model_input(ink)
     # ink-map pixels → image pixels → source pixels (the image may be a reduced JPEG draft)
-    scale_x, scale_y = (region_right - region_left) / ink.shape[1], (region_bottom - region_top) / ink.shape[0]
+    left, top, right, bottom = to_image_box(box, ink.shape, region)
     to_source_x, to_source_y = source_width / image.width, source_height / image.height
-    left, top, right, bottom = box
     ink_box = (
-        max(0, math.floor((region_left + left * scale_x) * to_source_x)),
-        max(0, math.floor((region_top + top * scale_y) * to_source_y)),
-        min(source_width, math.ceil((region_left + right * scale_x) * to_source_x)),
-        min(source_height, math.ceil((region_top + bottom * scale_y) * to_source_y)),
+        max(0, math.floor(left * to_source_x)),
+        max(0, math.floor(top * to_source_y)),
+        min(source_width, math.ceil(right * to_source_x)),
+        min(source_height, math.ceil(bottom * to_source_y)),
     )
     return Preprocessed(model_input, ink_box)
 
 
-def find_ink(image: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The single digit's ink map, and the region of ``image`` it covers (left, top, right, bottom).
+def to_image_box(box: Box, ink_shape: tuple[int, int], region: Box) -> tuple[float, float, float, float]:
+    """A box in the pixels of an ink map of ``region`` (as :func:`find_ink` returns them) → image pixels."""
+    scale_x, scale_y = (region[2] - region[0]) / ink_shape[1], (region[3] - region[1]) / ink_shape[0]
+    return (region[0] + box[0] * scale_x, region[1] + box[1] * scale_y,
+            region[0] + box[2] * scale_x, region[1] + box[3] * scale_y)
 
-    Ink is looked for on the working copy. When that copy is a reduction and the digit in it is small (a
-    thin pen digit in a corner of a scanned page) or not found at all, the image is looked at again at a
-    higher resolution: the neighbourhood of the small digit at the image's own resolution, or the whole image
-    at twice the working size. Closed loops and faint thin strokes survive that, where the reduction merges
-    or loses them.
+
+def find_ink(image: Image.Image, single_digit: bool = True) -> tuple[np.ndarray, Box]:
+    """The ink map of a digit (or with ``single_digit=False``, of a number), and the region of ``image`` it
+    covers (left, top, right, bottom).
+
+    Ink is looked for on the working copy. When that copy is a reduction and the writing in it is small (a
+    thin pen digit in a corner of a scanned page, a short number on a form) or not found at all, the image is
+    looked at again at a higher resolution: the neighbourhood of the small writing at the image's own
+    resolution, or the whole image at twice the working size. Closed loops and faint thin strokes survive
+    that, where the reduction merges or loses them.
     """
     working = working_copy(image)
-    ink = ink_map(working)
+    ink = ink_map(working, single_digit=single_digit)
     whole = (0, 0, image.width, image.height)
     if max(image.size) <= max(working.size):
         return ink, whole
     box = ink_bounding_box(ink)
-    if box is not None and max(box[2] - box[0], box[3] - box[1]) >= SMALL_DIGIT:
+    # A digit's size is its longer side; a number's is its height.
+    size = None if box is None else box[3] - box[1] if not single_digit else max(box[2] - box[0], box[3] - box[1])
+    if size is not None and size >= SMALL_DIGIT:
         return ink, whole
     if box is None:
         region, closer_image = whole, working_copy(image, 2 * WORKING_MAX_SIDE)
     else:
         scale = image.width / working.width
         left, top, right, bottom = (round(value * scale) for value in box)
-        margin = max(right - left, bottom - top)  # room for strokes too faint to be found in the reduction
+        margin = round(size * scale)  # room for strokes too faint to be found in the reduction
         region = (max(0, left - margin), max(0, top - margin),
                   min(image.width, right + margin), min(image.height, bottom + margin))
         closer_image = working_copy(image.crop(region))
     zoom = (closer_image.width / (region[2] - region[0])) / (working.width / image.width)
-    closer = ink_map(closer_image, zoom=zoom)
+    closer = ink_map(closer_image, single_digit=single_digit, zoom=zoom)
     if ink_bounding_box(closer) is None:
         return ink, whole
     return closer, region

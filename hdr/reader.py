@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from hdr.line_model import FRAME_WIDTH, Character, LineNet, decode
-from hdr.lines import INK_THRESHOLD, Box, Strip, line_strip
-from hdr.preprocess import BlankImageError, ink_map, load_image, to_model_input, working_copy
+from hdr.lines import INK_THRESHOLD, Strip, line_strip
+from hdr.preprocess import Box, BlankImageError, find_ink, load_image, to_image_box, to_model_input
 
 if TYPE_CHECKING:
     from hdr.recognizer import Prediction, Recognizer
@@ -75,8 +75,8 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     """
     loaded = [load_image(image) for image in images]
     # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
-    inks = [ink_map(working_copy(image), single_digit=False) for image in loaded]
-    strips = [line_strip(ink) for ink in inks]
+    found = [find_ink(image, single_digit=False) for image in loaded]
+    strips = [line_strip(ink) for ink, _ in found]
     if any(strip is None for strip in strips):
         raise BlankImageError("No digits found in the image.")
     lines = read_strips(recognizer.line_reader, [strip.pixels for strip in strips])
@@ -85,8 +85,8 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
             for character, place in zip(characters, places) if character.char.isdigit() and place.free]
     opinions = recognizer.classify([to_model_input(place.ink) for _, place in free])
     second_opinions = {id(character): opinion for (character, _), opinion in zip(free, opinions)}
-    return [compose(image, ink.shape, strip, characters, places, second_opinions, recognizer.line_reader.min_confidence)
-            for image, ink, strip, characters, places in zip(loaded, inks, strips, lines, placed)]
+    return [compose(ink.shape, region, strip, characters, places, second_opinions, recognizer.line_reader.min_confidence)
+            for (ink, region), strip, characters, places in zip(found, strips, lines, placed)]
 
 
 @torch.inference_mode()
@@ -106,13 +106,13 @@ def digit_probabilities(character: Character, classified: Prediction | None) -> 
     return joint / joint.sum() if joint.sum() > 0 else character.digit_probabilities
 
 
-def compose(image: Image.Image, ink_shape: tuple[int, int], strip: Strip, characters: list[Character],
+def compose(ink_shape: tuple[int, int], region: Box, strip: Strip, characters: list[Character],
             places: list[Place], second_opinions: dict[int, Prediction], min_confidence: float) -> Reading:
-    """Turn decoded characters into a :class:`Reading` with boxes in source pixels."""
-    scale = (image.width / ink_shape[1], image.height / ink_shape[0])
+    """Turn decoded characters into a :class:`Reading` with boxes in source pixels (the ink map covers
+    ``region`` of the image)."""
     digits, separators = [], []
     for character, place in zip(characters, places):
-        box = scale_box(place.box, scale)
+        box = source_box(place.box, ink_shape, region)
         if not character.char.isdigit():
             separators.append(Mark(character.char, box))
             continue
@@ -123,7 +123,7 @@ def compose(image: Image.Image, ink_shape: tuple[int, int], strip: Strip, charac
         digits.append(LocatedDigit(box, int(order[0]), confidence, alternatives, confidence < min_confidence))
     if not digits:
         raise BlankImageError("No digits found in the image.")
-    text = number_text(digits, separators, strip.line_height * scale[1])
+    text = number_text(digits, separators, strip.line_height * (region[3] - region[1]) / ink_shape[0])
     return Reading(text, digits, separators, float(np.prod([d.confidence for d in digits])),
                    any(d.unsure for d in digits))
 
@@ -168,10 +168,10 @@ def place_characters(strip: Strip, characters: list[Character]) -> list[Place]:
     return places
 
 
-def scale_box(box: Box, scale: tuple[float, float]) -> Box:
-    """A box in ink-map pixels → source-image pixels."""
-    sx, sy = scale
-    return (int(box[0] * sx), int(box[1] * sy), math.ceil(box[2] * sx), math.ceil(box[3] * sy))
+def source_box(box: Box, ink_shape: tuple[int, int], region: Box) -> Box:
+    """A box in the pixels of the ink map of ``region`` → source-image pixels."""
+    left, top, right, bottom = to_image_box(box, ink_shape, region)
+    return int(left), int(top), math.ceil(right), math.ceil(bottom)
 
 
 def number_text(digits: list[LocatedDigit], separators: list[Mark], line_height: float) -> str:

@@ -12,10 +12,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from hdr.preprocess import Box
+
 DIGIT_HEIGHT = 20  # an MNIST digit fills a 20×20 box: its height at scale 1
 SPACINGS = ("spaced", "tight", "normal", "touching", "overlapping")
-
-Box = tuple[int, int, int, int]  # left, top, right, bottom
 
 
 class DigitPool:

@@ -87,6 +87,31 @@ def test_ruled_paper(recognizer, pool):
     assert_reads(recognizer, render_number("680143", "photo", 6, pool, ruled=True))
 
 
+def on_a_large_ruled_page(number: Image.Image, left: int, top: int) -> Image.Image:
+    """A number (dark on light) pasted into a 2100×1500 scanned page ruled every 60 px."""
+    rng = np.random.default_rng(0)
+    page = 235 + rng.normal(0, 4, (1500, 2100))
+    for row in range(60, 1500, 60):
+        page[row : row + 2] -= 60
+    ink = np.asarray(number.convert("L"), np.float32) * 235 / 255
+    region = page[top : top + ink.shape[0], left : left + ink.shape[1]]
+    np.minimum(region, ink, out=region)
+    return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("text, seed", [("1875752", 5), ("90451", 6), ("4096", 8)])
+def test_a_small_number_on_a_large_page_is_looked_at_closely(recognizer, pool, text, seed):
+    # In the 640-px working copy these digits are 10-15 px high: loops merge with the ruled lines and
+    # thin strokes fade (read as 8937, 94721 and 4086 when the reader looked only there).
+    sample = render_number(text, "spaced", seed, pool)
+    image = on_a_large_ruled_page(sample.image, left=1200, top=700)
+    reading = recognizer.read(image)
+    assert reading.text == text
+    for digit in reading.digits:  # boxes in the page's pixels, on the pasted number
+        assert 1200 <= digit.box[0] < digit.box[2] <= 1200 + sample.image.width
+        assert 700 <= digit.box[1] < digit.box[3] <= 700 + sample.image.height
+
+
 def test_transparent_sketch(recognizer, pool):
     sample = render_number("2048", "sketch", 7, pool)
     assert sample.image.mode == "RGBA"
