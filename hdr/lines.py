@@ -57,8 +57,9 @@ class Strip:
         return self.left + strip_column / self.scale
 
 
-def line_strip(ink: np.ndarray) -> Strip | None:
-    """The reader's strip of an ink map (float H×W, ink high); ``None`` when it holds no ink worth reading."""
+def line_strip(ink: np.ndarray, digit_height: float = STRIP_DIGIT_HEIGHT) -> Strip | None:
+    """The reader's strip of an ink map (float H×W, ink high), a digit ``digit_height`` pixels high in it;
+    ``None`` when it holds no ink worth reading."""
     components = connected_components(remove_ruled_lines(ink))
     line_height = typical_height(components)
     components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * line_height**2
@@ -72,7 +73,7 @@ def line_strip(ink: np.ndarray) -> Strip | None:
         region = clean[c.box[1] - top : c.box[3] - top, c.box[0] - left : c.box[2] - left]
         np.maximum(region, c.ink, out=region)
     line_height = max(column_height(clean > INK_THRESHOLD), MIN_HEIGHT_SHARE * line_height)
-    scale = STRIP_DIGIT_HEIGHT / line_height
+    scale = digit_height / line_height
     blur = 0.4 / scale if scale < 1 else 0.0  # against aliasing when shrinking
     pad = int(np.ceil(3 * blur)) + 2
     clean, origin = np.pad(clean, pad), (left - pad, top - pad)

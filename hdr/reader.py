@@ -1,6 +1,8 @@
 """Reading whole numbers: the line of ink (:mod:`hdr.lines`) read by the CTC line reader (:mod:`hdr.line_model`).
 
-The reader emits the digits and separators ``. , -`` in reading order; each character's box is the ink
+The reader emits the digits and separators ``. , -`` in reading order. Each line is read at three scales and
+the readings are combined: the sequence of digits and separators most of them agree on, each digit's
+probabilities averaged (geometric mean) over the readings that agree. Each character's box is the ink
 between the emptiest columns separating it from its neighbours. A digit that stands free of its neighbours
 also goes through the single-digit classifier, and the two models' probabilities are multiplied.
 Spaces come from unusually wide gaps.
@@ -8,6 +10,7 @@ Spaces come from unusually wide gaps.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,12 +21,13 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from hdr.line_model import FRAME_WIDTH, Character, LineNet, decode
-from hdr.lines import INK_THRESHOLD, Strip, line_strip
+from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Strip, line_strip
 from hdr.preprocess import Box, BlankImageError, find_ink, load_image, to_image_box, to_model_input
 
 if TYPE_CHECKING:
     from hdr.recognizer import Prediction, Recognizer
 
+READING_SCALES = (1.0, 0.9, 1.1)  # digit heights in the strip, relative to the one the reader was trained on
 SPACE_GAP = 0.9  # a gap wider than this × line height (and twice the usual gap) separates digit groups
 
 
@@ -76,10 +80,14 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     loaded = [load_image(image) for image in images]
     # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
     found = [find_ink(image, single_digit=False) for image in loaded]
-    strips = [line_strip(ink) for ink, _ in found]
-    if any(strip is None for strip in strips):
+    strips = [[line_strip(ink, STRIP_DIGIT_HEIGHT * scale) for scale in READING_SCALES] for ink, _ in found]
+    if any(variants[0] is None for variants in strips):
         raise BlankImageError("No digits found in the image.")
-    lines = read_strips(recognizer.line_reader, [strip.pixels for strip in strips])
+    decoded = read_strips(recognizer.line_reader, [strip.pixels for variants in strips for strip in variants])
+    count = len(READING_SCALES)
+    combined = [combine_readings(decoded[first : first + count]) for first in range(0, len(decoded), count)]
+    strips = [variants[chosen] for variants, (chosen, _) in zip(strips, combined)]
+    lines = [characters for _, characters in combined]
     placed = [place_characters(strip, characters) for strip, characters in zip(strips, lines)]
     free = [(character, place) for characters, places in zip(lines, placed)
             for character, place in zip(characters, places) if character.char.isdigit() and place.free]
@@ -96,6 +104,31 @@ def read_strips(model: LineNet, strips: list[np.ndarray]) -> list[list[Character
     batch = torch.stack([F.pad(torch.from_numpy(strip), (0, width - strip.shape[1])) for strip in strips])
     probabilities = model(batch.unsqueeze(1)).float().softmax(-1)
     return [decode(line[: strip.shape[1] // FRAME_WIDTH]) for line, strip in zip(probabilities, strips)]
+
+
+def combine_readings(readings: list[list[Character]]) -> tuple[int, list[Character]]:
+    """One reading from readings of the same line at several scales (the first at the trained scale).
+
+    The layout (which characters are digits and which separators) is the one most readings share, or the
+    first reading's when they all differ. Each digit's probabilities are the normalised geometric mean over
+    the readings with that layout, its confidence their mean. Returns the index of the reading whose frame
+    positions the result keeps (the first one with that layout) and the characters.
+    """
+    layouts = [tuple(c.char if not c.char.isdigit() else "digit" for c in reading) for reading in readings]
+    layout, votes = Counter(layouts).most_common(1)[0]
+    if votes == 1:
+        layout = layouts[0]
+    agreeing = [reading for reading, other in zip(readings, layouts) if other == layout]
+    combined = []
+    for position, reference in enumerate(agreeing[0]):
+        characters = [reading[position] for reading in agreeing]
+        confidence = float(np.mean([c.confidence for c in characters]))
+        log_mean = np.mean([np.log(np.clip(c.digit_probabilities, 1e-9, 1)) for c in characters], axis=0)
+        probabilities = np.exp(log_mean - log_mean.max())
+        probabilities /= probabilities.sum()
+        char = str(int(probabilities.argmax())) if reference.char.isdigit() else reference.char
+        combined.append(Character(char, confidence, reference.peak_frame, probabilities))
+    return layouts.index(layout), combined
 
 
 def digit_probabilities(character: Character, classified: Prediction | None) -> np.ndarray:

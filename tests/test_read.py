@@ -13,7 +13,8 @@ from scipy import ndimage
 from bench.multidigit_set import render_number
 from hdr.synthetic import DigitPool
 from hdr import BlankImageError, InvalidImageError
-from hdr.reader import Reading, draw_reading
+from hdr.line_model import Character
+from hdr.reader import Reading, combine_readings, draw_reading
 from tests.conftest import REPO
 
 
@@ -140,6 +141,28 @@ def test_boxes_match_the_digits(recognizer, pool):
     reading = assert_reads(recognizer, sample)
     for found, truth in zip(reading.digits, sample.boxes):
         assert abs(found.box[0] - truth[0]) <= 3 and abs(found.box[2] - truth[2]) <= 3
+
+
+def character(char: str, digit_probabilities: dict[int, float], frame: int) -> Character:
+    probabilities = np.full(10, 1e-3)
+    for digit, p in digit_probabilities.items():
+        probabilities[digit] = p
+    return Character(char, max(digit_probabilities.values(), default=0.9), frame, probabilities / probabilities.sum())
+
+
+def test_readings_at_three_scales_are_combined():
+    # At the trained scale a stray dot is read as "." and the 7 as a 1; at the other two scales both agree on
+    # two digits. The majority's layout wins, and each digit is the one the agreeing readings favour together.
+    nominal = [character("3", {3: 0.9}, 2), character(".", {}, 5), character("1", {1: 0.6, 7: 0.4}, 8)]
+    smaller = [character("3", {3: 0.8, 5: 0.2}, 2), character("7", {7: 0.7, 1: 0.3}, 7)]
+    larger = [character("3", {3: 0.9}, 3), character("1", {1: 0.55, 7: 0.45}, 9)]
+    chosen, combined = combine_readings([nominal, smaller, larger])
+    assert chosen == 1 and [c.peak_frame for c in combined] == [2, 7]  # the first agreeing reading's frames
+    assert "".join(c.char for c in combined) == "37"  # 0.7 × 0.45 beats 0.3 × 0.55
+    assert combined[1].digit_probabilities.sum() == pytest.approx(1)
+    # No two readings agree: the reading at the trained scale stands.
+    chosen, combined = combine_readings([nominal, smaller, larger[:1]])
+    assert chosen == 0 and "".join(c.char for c in combined) == "3.1"
 
 
 def test_blank_and_bad_input_give_clear_errors(recognizer):
