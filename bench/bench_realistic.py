@@ -7,7 +7,7 @@ For every kind of bench/realistic_set.py: hdr accuracy (``preprocess`` + model),
 (grayscale + ``resize((28, 28))``, no inversion, same model), the rate of predictions flagged unsure,
 and the preprocessing time per image (decoding excluded). Then "not a digit": the share of non-digit
 images (shapes, scribbles, letters, noise, Fashion-MNIST if installed) flagged unsure or blank at the
-model's ``min_confidence``, next to the share of real digits flagged. Prints a table and writes
+model's ``min_confidence`` and ``min_evidence``, next to the share of real digits flagged. Prints a table and writes
 ``bench/results/realistic.json``.
 """
 from __future__ import annotations
@@ -123,7 +123,7 @@ def time_large_photo(data_root: Path, repeats: int = 10) -> dict:
     return timings
 
 
-def print_table(results: dict, non_digits: dict, min_confidence: float) -> None:
+def print_table(results: dict, non_digits: dict, thresholds: str) -> None:
     header = f"{'kind':<20} {'n':>5} {'hdr acc':>8} {'naive acc':>10} {'unsure':>7} {'refused':>8} {'ms/img':>7}"
     print(header)
     print("-" * len(header))
@@ -132,7 +132,7 @@ def print_table(results: dict, non_digits: dict, min_confidence: float) -> None:
               f"{row['unsure_rate']:>7.2%} {row['refused']:>8} {row['preprocess_ms_median']:>7.1f}")
     digits_flagged = np.average([row["unsure_rate"] for row in results.values()],
                                 weights=[row["n"] for row in results.values()])
-    print(f"\nNot a digit (min_confidence {min_confidence}): {non_digits['flagged_rate']:.1%} of "
+    print(f"\nNot a digit ({thresholds}): {non_digits['flagged_rate']:.1%} of "
           f"{non_digits['n']} non-digit images flagged, vs {digits_flagged:.1%} of real digits")
     print("  " + ", ".join(f"{kind} {rate:.0%}" for kind, rate in non_digits["per_kind"].items()))
 
@@ -158,8 +158,8 @@ def main() -> None:
         results[kind] = evaluate_kind(recognizer, labelled_files(arguments.data / kind))
         print(f"{kind}: done", file=sys.stderr, flush=True)
     non_digits = evaluate_non_digits(recognizer, arguments.non_digits_per_shape)
-    min_confidence = recognizer.model.min_confidence
-    print_table(results, non_digits, min_confidence)
+    min_confidence, min_evidence = recognizer.model.min_confidence, recognizer.model.min_evidence
+    print_table(results, non_digits, f"min_confidence {min_confidence}, min_evidence {min_evidence}")
     speed = time_large_photo(arguments.data_root)
     print(f"4000×3000 photo: {speed['decoded_image_ms_median']:.0f} ms to preprocess the decoded image, "
           f"{speed['jpeg_bytes_ms_median']:.0f} ms from JPEG bytes (median of 10)")
@@ -169,6 +169,7 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
         "model": recognizer.source.to_dict(),
         "min_confidence": min_confidence,
+        "min_evidence": min_evidence,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "kinds": results,
         "non_digits": non_digits,

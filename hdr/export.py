@@ -42,9 +42,11 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
     temperature = fit_temperature(val_logits, val_labels)
     val_confidence = torch.softmax(val_logits / temperature, -1).max(-1).values
     min_confidence = float(val_confidence.quantile(UNSURE_RATE_ON_VALIDATION))
+    val_evidence = torch.logsumexp(val_logits / temperature, -1)
+    min_evidence = float(val_evidence.quantile(UNSURE_RATE_ON_VALIDATION))
 
-    net = DigitNet(widths=module.hparams.widths, dropout=module.hparams.dropout,
-                   temperature=round(temperature, 4), min_confidence=round(min_confidence, 4))
+    net = DigitNet(widths=module.hparams.widths, dropout=module.hparams.dropout, temperature=round(temperature, 4),
+                   min_confidence=round(min_confidence, 4), min_evidence=round(min_evidence, 4))
     net.load_state_dict(trained.state_dict())
     net.eval()
 
@@ -62,6 +64,8 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
         "mnist_test_per_class_accuracy": {str(digit): round(value, 4) for digit, value in enumerate(per_class)},
         "temperature": round(temperature, 4),
         "min_confidence": round(min_confidence, 4),
+        "min_evidence": round(min_evidence, 4),
+        "mnist_val_flagged_unsure": round(float(net.is_unsure(val_logits).float().mean()), 5),
         "training_seconds": round(training_seconds, 1),
     }
     learning_curves_figure(Path(log_dir) / "metrics.csv", output / "learning_curves.png")
@@ -70,7 +74,8 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
         f"{digit}: {value:.2%}" for digit, value in metrics["mnist_test_per_class_accuracy"].items())
     save_model_folder(net, output, metrics, log_dir, command, card_values={
         "metrics": table, "val_size": datamodule.hparams.val_size,
-        "temperature": metrics["temperature"], "min_confidence": metrics["min_confidence"]})
+        "temperature": metrics["temperature"], "min_confidence": metrics["min_confidence"],
+        "min_evidence": metrics["min_evidence"], "unsure_rate": f"{UNSURE_RATE_ON_VALIDATION:.1%}"})
     return metrics
 
 

@@ -30,8 +30,9 @@ class DigitNet(
 ):
     """CNN mapping a batch of 28×28 MNIST-style images (ink 1.0 on 0.0, shape B×1×28×28) to 10 logits.
 
-    ``temperature`` (calibration) and ``min_confidence`` (below it a prediction is flagged
-    as unsure / not a digit) are fitted after training and travel in ``config.json``.
+    ``temperature`` (calibration), ``min_confidence`` (below it a prediction is flagged as unsure) and
+    ``min_evidence`` (below it an image is flagged as maybe not a digit; see :meth:`evidence`) are fitted
+    after training on the validation split and travel in ``config.json``.
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class DigitNet(
         num_classes: int = 10,
         temperature: float = 1.0,
         min_confidence: float = 0.5,
+        min_evidence: float | None = None,
     ):
         super().__init__()
         widths = list(widths)
@@ -56,6 +58,7 @@ class DigitNet(
         )
         self.temperature = temperature
         self.min_confidence = min_confidence
+        self.min_evidence = min_evidence
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw logits (not divided by the temperature)."""
@@ -64,3 +67,18 @@ class DigitNet(
     def calibrated_probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities with the fitted temperature applied."""
         return torch.softmax(self(images).float() / self.temperature, dim=-1)
+
+    def evidence(self, logits: torch.Tensor) -> torch.Tensor:
+        """How strongly an input looks like any digit at all: the log-sum-exp of its calibrated logits (the
+        negative free energy). Unlike the top probability it stays low for a shape that looks like no digit,
+        even when one digit happens to win by a wide margin."""
+        return torch.logsumexp(logits.float() / self.temperature, dim=-1)
+
+    def is_unsure(self, logits: torch.Tensor) -> torch.Tensor:
+        """True where a prediction should be flagged: confidence below ``min_confidence`` or evidence below
+        ``min_evidence`` (models exported before it was fitted have none)."""
+        confidence = torch.softmax(logits.float() / self.temperature, dim=-1).max(-1).values
+        unsure = confidence < self.min_confidence
+        if self.min_evidence is not None:
+            unsure |= self.evidence(logits) < self.min_evidence
+        return unsure

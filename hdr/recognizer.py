@@ -20,7 +20,8 @@ class Prediction:
     """One classified digit.
 
     ``digit`` is always the most likely digit; ``unsure`` is set when the calibrated confidence is
-    below the model's ``min_confidence``, i.e. the image may not be a digit at all.
+    below the model's ``min_confidence`` or the image looks too little like any digit (its evidence is below
+    ``min_evidence``): it may not be a digit at all.
     """
 
     digit: int
@@ -75,13 +76,13 @@ class Recognizer:
         if len(model_inputs) == 0:
             return []
         batch = torch.from_numpy(np.stack(model_inputs).astype(np.float32)).unsqueeze(1)
-        probabilities = self.model.calibrated_probabilities(batch).numpy()
+        logits = self.model(batch).float()
+        probabilities = torch.softmax(logits / self.model.temperature, dim=-1).numpy()
+        unsure = self.model.is_unsure(logits).tolist()
         predictions = []
-        for model_input, row in zip(model_inputs, probabilities):
+        for model_input, row, flagged in zip(model_inputs, probabilities, unsure):
             digit = int(row.argmax())
-            confidence = float(row[digit])
-            predictions.append(Prediction(digit, confidence, row.astype(float).tolist(),
-                                          confidence < self.model.min_confidence, model_input))
+            predictions.append(Prediction(digit, float(row[digit]), row.astype(float).tolist(), flagged, model_input))
         return predictions
 
     def prepare(self, image) -> np.ndarray:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.non_digits import render_shape
 from hdr import BlankImageError, InvalidImageError, Recognizer
 from hdr.hub import SHIPPED_LINE_READER, SHIPPED_MODEL
 
@@ -77,15 +78,33 @@ def test_noise_is_never_read_as_a_confident_digit(recognizer):
             pass  # noise without strokes: reported as holding no ink
 
 
-def test_unsure_means_below_the_models_calibrated_threshold(recognizer, mnist_test):
+def test_unsure_means_below_the_models_calibrated_thresholds(recognizer, mnist_test):
     images, _ = mnist_test
     # Half-erased digits give a spread of confidences, some of them low.
     inputs = [np.where(np.arange(28)[None, :] < cut, image / 255, 0).astype(np.float32)
               for image, cut in zip(images[:200], np.tile(np.arange(10, 20), 20))]
     predictions = recognizer.classify(inputs)
     assert any(p.unsure for p in predictions) and not all(p.unsure for p in predictions)
-    for prediction in predictions:
-        assert prediction.unsure == (prediction.confidence < recognizer.model.min_confidence)
+    model = recognizer.model
+    with torch.inference_mode():
+        evidence = model.evidence(model(torch.from_numpy(np.stack(inputs)).unsqueeze(1))).tolist()
+    for prediction, strength in zip(predictions, evidence):
+        assert prediction.unsure == (prediction.confidence < model.min_confidence or strength < model.min_evidence)
+
+
+def test_shapes_that_are_no_digit_are_flagged_far_more_often_than_digits(recognizer, mnist_test):
+    # With the top probability alone, 14% of these were flagged; the evidence threshold flags about half.
+    shapes = [render_shape(kind, seed) for kind in ("scribble", "letter", "noise") for seed in range(20)]
+    flagged = []
+    for shape in shapes:
+        try:
+            flagged.append(recognizer.predict(shape).unsure)
+        except BlankImageError:
+            flagged.append(True)
+    images, _ = mnist_test
+    digits = recognizer.classify(list(images[:1000].astype(np.float32) / 255))
+    assert np.mean(flagged) >= 0.35
+    assert np.mean([p.unsure for p in digits]) <= 0.02
 
 
 @pytest.mark.parametrize("source, message", [

@@ -29,9 +29,11 @@ def test_tiny_training_run_exports_a_loadable_model_with_a_model_card(tmp_path, 
                  "learning_curves.png", "confusion_matrix.png", "train_config.yaml"):
         assert (model_dir / name).is_file(), name
     config = json.loads((model_dir / "config.json").read_text())
-    assert config["widths"] == [8, 16] and config["temperature"] > 0
     metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert config["widths"] == [8, 16] and config["temperature"] > 0
+    assert config["min_confidence"] == metrics["min_confidence"] and config["min_evidence"] == metrics["min_evidence"]
     card = (model_dir / "README.md").read_text()
+    assert f"(log-sum-exp of the calibrated logits) is below {metrics['min_evidence']}" in card
     assert f"{metrics['mnist_test_accuracy']}" in card
     assert "python train.py --config configs/smoke.yaml" in card
     assert "![confusion matrix](confusion_matrix.png)" in card
