@@ -64,9 +64,9 @@ class DigitNet(
         """Raw logits (not divided by the temperature)."""
         return self.classifier(self.features((images - MNIST_MEAN) / MNIST_STD))
 
-    def calibrated_probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities with the fitted temperature applied."""
-        return torch.softmax(self(images).float() / self.temperature, dim=-1)
+    def calibrated_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from this model's logits, with the fitted temperature applied."""
+        return torch.softmax(logits.float() / self.temperature, dim=-1)
 
     def evidence(self, logits: torch.Tensor) -> torch.Tensor:
         """How strongly an input looks like any digit at all: the log-sum-exp of its calibrated logits (the
@@ -77,7 +77,7 @@ class DigitNet(
     def is_unsure(self, logits: torch.Tensor) -> torch.Tensor:
         """True where a prediction should be flagged: confidence below ``min_confidence`` or evidence below
         ``min_evidence`` (models exported before it was fitted have none)."""
-        confidence = torch.softmax(logits.float() / self.temperature, dim=-1).max(-1).values
+        confidence = self.calibrated_probabilities(logits).max(-1).values
         unsure = confidence < self.min_confidence
         if self.min_evidence is not None:
             unsure |= self.evidence(logits) < self.min_evidence

@@ -583,10 +583,11 @@ def find_ink(image: Image.Image, single_digit: bool = True) -> tuple[np.ndarray,
     if max(image.size) <= max(working.size):
         return ink, whole
     box = ink_bounding_box(ink)
-    # A digit's size is its longer side; a number's is its height.
-    size = None if box is None else box[3] - box[1] if not single_digit else max(box[2] - box[0], box[3] - box[1])
-    if size is not None and size >= SMALL_DIGIT:
-        return ink, whole
+    if box is not None:
+        # A digit's size is its longer side; a number's is its height.
+        size = max(box[2] - box[0], box[3] - box[1]) if single_digit else box[3] - box[1]
+        if size >= SMALL_DIGIT:
+            return ink, whole
     if box is None:
         region, closer_image = whole, working_copy(image, 2 * WORKING_MAX_SIDE)
     else:

@@ -77,7 +77,7 @@ class Recognizer:
             return []
         batch = torch.from_numpy(np.stack(model_inputs).astype(np.float32)).unsqueeze(1)
         logits = self.model(batch).float()
-        probabilities = torch.softmax(logits / self.model.temperature, dim=-1).numpy()
+        probabilities = self.model.calibrated_probabilities(logits).numpy()
         unsure = self.model.is_unsure(logits).tolist()
         predictions = []
         for model_input, row, flagged in zip(model_inputs, probabilities, unsure):

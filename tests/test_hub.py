@@ -94,7 +94,7 @@ def read_command(capsys, *args: str) -> tuple[int, str, str]:
 def probabilities(net: DigitNet) -> torch.Tensor:
     images = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        return net.calibrated_probabilities(images)
+        return net.calibrated_probabilities(net(images))
 
 
 def fresh_cache(tmp_path: Path, name: str = "cache") -> Path:
