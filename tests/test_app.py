@@ -37,6 +37,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AuthenticationError  # noqa: E402
 
+from bench.non_digits import render_shape  # noqa: E402
 from hdr import Recognizer  # noqa: E402
 from hdr.datamodule import MNISTDataModule  # noqa: E402
 from hdr.feedback import load_feedback  # noqa: E402
@@ -67,9 +68,11 @@ def as_layer(digit: np.ndarray, scale: int = 8) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def digits(mnist_test) -> dict[int, np.ndarray]:
-    """The first MNIST test image of each digit."""
+    """A clearly written MNIST test image of each digit: the first one, except for 3 (the first 3 has a
+    looped top and is flagged as not a clear digit)."""
     images, labels = mnist_test
-    return {digit: images[int(np.argmax(labels == digit))] for digit in range(10)}
+    firsts = {digit: images[int(np.argmax(labels == digit))] for digit in range(10)}
+    return {**firsts, 3: images[np.flatnonzero(labels == 3)[1]]}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +90,8 @@ def files(tmp_path_factory, digits) -> dict[str, Path]:
     number = np.concatenate([np.pad(digits[d], ((8, 8), (6, 6))) for d in (2, 0, 2, 6)], axis=1)
     paths["number"] = folder / "number.png"
     Image.fromarray(255 - number).resize((number.shape[1] * 3, number.shape[0] * 3)).save(paths["number"])
+    paths["scribble"] = folder / "scribble.png"
+    render_shape("scribble", 6).save(paths["scribble"])
     paths["not_image"] = folder / "notes.png"
     paths["not_image"].write_text("this is text, not a picture\n")
     paths["truncated"] = folder / "truncated.png"
@@ -152,6 +157,14 @@ def test_an_uploaded_digit_is_read_as_the_recognizer_reads_it(client, recognizer
     assert answer["digit"] == digit and not answer["unsure"]
     assert f"Looks like a {digit}" in answer["message"]
     assert_same_answer(answer, recognizer.predict(files[name]))
+
+
+def test_a_scribble_gets_no_answer_but_the_best_guesses(client, recognizer, files):
+    # The top probability alone (95%) would have passed it as a digit; it looks too little like any digit.
+    answer = client.predict(handle_file(str(files["scribble"])), api_name="/predict")
+    assert answer["unsure"] and "does not look like a clear digit" in answer["message"]
+    assert f"{answer['digit']} (" in answer["message"].split("Best guesses:")[1]
+    assert_same_answer(answer, recognizer.predict(files["scribble"]))
 
 
 @pytest.mark.parametrize("digit", [7, 2])
