@@ -72,7 +72,7 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
     table = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
     table["mnist_test_per_class_accuracy"] = ", ".join(
         f"{digit}: {value:.2%}" for digit, value in metrics["mnist_test_per_class_accuracy"].items())
-    save_model_folder(net, output, metrics, log_dir, command, card_values={
+    save_model_folder(net, output, metrics, log_dir, command, module.hparams.get("init_from"), card_values={
         "metrics": table, "val_size": datamodule.hparams.val_size,
         "temperature": metrics["temperature"], "min_confidence": metrics["min_confidence"],
         "min_evidence": metrics["min_evidence"], "unsure_rate": f"{UNSURE_RATE_ON_VALIDATION:.1%}"})
@@ -80,10 +80,10 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
 
 
 def save_model_folder(net: torch.nn.Module, output: Path, metrics: dict, log_dir: str, command: str,
-                      card_values: dict | None = None) -> None:
+                      init_from: str | None, card_values: dict | None = None) -> None:
     """Write ``train_config.yaml`` (the run's config), ``metrics.json``, the weights and a model card filled with
-    the parameter count, the metrics, the training time, the hardware, the command and the config (plus
-    ``card_values``, which override these)."""
+    the parameter count, the metrics, the training time (of this run; ``init_from`` names the model it started
+    from, if any), the hardware, the command and the config (plus ``card_values``, which override these)."""
     config_file = Path(log_dir) / "config.yaml"
     if config_file.exists():
         shutil.copy(config_file, output / "train_config.yaml")
@@ -97,6 +97,7 @@ def save_model_folder(net: torch.nn.Module, output: Path, metrics: dict, log_dir
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads",
         "command": command,
         "config": config_file.read_text().strip() if config_file.exists() else "",
+        "init_from": init_from,
     }
     net.save_pretrained(output, model_card_kwargs={**values, **(card_values or {})})
 
@@ -133,5 +134,5 @@ def export_line_model(checkpoint: str, datamodule, output_dir: str, command: str
         "min_confidence": round(min_confidence, 4),
         "training_seconds": round(training_seconds, 1),
     }
-    save_model_folder(net, output, metrics, log_dir, command)
+    save_model_folder(net, output, metrics, log_dir, command, module.hparams.get("init_from"))
     return metrics

@@ -75,3 +75,10 @@ def test_tiny_line_reader_run_exports_a_loadable_line_model(tmp_path, data_root)
 
     recognizer = Recognizer.from_pretrained(line_reader=model_dir)
     assert recognizer.line_reader.context[0][0].in_channels == 16  # the tiny model, not the shipped one
+
+    # A second stage from that export: its card says that its training time is its own only.
+    second = [*command[:-1], str(tmp_path / "lines2"), "--model.init_from", str(model_dir)]
+    result = subprocess.run(second, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = " ".join((tmp_path / "lines2" / "README.md").read_text().split())
+    assert f"for this run only: it started from the weights of `{model_dir}`" in card
