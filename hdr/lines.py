@@ -1,8 +1,9 @@
 """A line of handwritten digits, from an ink map to the strip the line reader expects.
 
-Ruled lines, underlines and specks are removed; the remaining ink is straightened (baseline drift
-undone), scaled so that a digit is ``STRIP_DIGIT_HEIGHT`` pixels high and centred in a strip
-``STRIP_HEIGHT`` pixels high, whose width is a multiple of the reader's frame width.
+Ruled lines, underlines and specks are removed (:func:`find_line`, once per line); the remaining ink is
+straightened (baseline drift undone), scaled so that a digit is ``STRIP_DIGIT_HEIGHT`` (or any given number of)
+pixels high and centred in a strip ``STRIP_HEIGHT`` pixels high, whose width is a multiple of the reader's frame
+width (:func:`strip_of`, once per scale).
 """
 from __future__ import annotations
 
@@ -42,11 +43,21 @@ class Component:
 
 
 @dataclass
+class Line:
+    """The kept ink of a line of digits (no ruled lines, underlines, specks) and its geometry, at any scale."""
+
+    ink: np.ndarray  # a tight frame cut out of the ink map
+    origin: tuple[int, int]  # ink-map column and row of that frame's top-left corner
+    height: float  # of a digit, in ink-map pixels
+    centres: list[tuple[float, float]]  # ink-map centres of its digit-sized components, left to right
+
+
+@dataclass
 class Strip:
     """A line ready for the reader, and how its columns map back to the ink map."""
 
     pixels: np.ndarray  # float32 STRIP_HEIGHT × W, W a multiple of FRAME_WIDTH
-    ink: np.ndarray  # the kept ink (no ruled lines, underlines, specks), a frame cut out of the ink map
+    ink: np.ndarray  # the line's kept ink with a margin, a frame cut out of the ink map
     origin: tuple[int, int]  # ink-map column and row of that frame's top-left corner
     line_height: float  # of a digit in the ink map, in pixels
     left: float  # ink-map column of the strip's left edge
@@ -60,6 +71,12 @@ class Strip:
 def line_strip(ink: np.ndarray, digit_height: float = STRIP_DIGIT_HEIGHT) -> Strip | None:
     """The reader's strip of an ink map (float H×W, ink high), a digit ``digit_height`` pixels high in it;
     ``None`` when it holds no ink worth reading."""
+    line = find_line(ink)
+    return None if line is None else strip_of(line, digit_height)
+
+
+def find_line(ink: np.ndarray) -> Line | None:
+    """The line of digits in an ink map; ``None`` when it holds no ink worth reading."""
     components = connected_components(remove_ruled_lines(ink))
     line_height = typical_height(components)
     components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * line_height**2
@@ -73,21 +90,27 @@ def line_strip(ink: np.ndarray, digit_height: float = STRIP_DIGIT_HEIGHT) -> Str
         region = clean[c.box[1] - top : c.box[3] - top, c.box[0] - left : c.box[2] - left]
         np.maximum(region, c.ink, out=region)
     line_height = max(column_height(clean > INK_THRESHOLD), MIN_HEIGHT_SHARE * line_height)
-    scale = digit_height / line_height
-    blur = 0.4 / scale if scale < 1 else 0.0  # against aliasing when shrinking
-    pad = int(np.ceil(3 * blur)) + 2
-    clean, origin = np.pad(clean, pad), (left - pad, top - pad)
-    start = left - MARGIN * line_height
-    width = FRAME_WIDTH * int(np.ceil((right - left + 2 * MARGIN * line_height) * scale / FRAME_WIDTH))
-    columns = start + (np.arange(width) + 0.5) / scale - 0.5
     digits = [c for c in components if c.height >= SMALL * line_height] or components
     centres = sorted(((c.box[0] + c.box[2]) / 2, (c.box[1] + c.box[3]) / 2) for c in digits)
-    middle = np.interp(columns, [x for x, _ in centres], [y for _, y in centres])
+    return Line(clean, (left, top), line_height, centres)
+
+
+def strip_of(line: Line, digit_height: float = STRIP_DIGIT_HEIGHT) -> Strip:
+    """The line straightened (its digits' centres on one row) and scaled so a digit is ``digit_height`` high."""
+    left, top = line.origin
+    scale = digit_height / line.height
+    blur = 0.4 / scale if scale < 1 else 0.0  # against aliasing when shrinking
+    pad = int(np.ceil(3 * blur)) + 2
+    clean, origin = np.pad(line.ink, pad), (left - pad, top - pad)
+    start = left - MARGIN * line.height
+    width = FRAME_WIDTH * int(np.ceil((line.ink.shape[1] + 2 * MARGIN * line.height) * scale / FRAME_WIDTH))
+    columns = start + (np.arange(width) + 0.5) / scale - 0.5
+    middle = np.interp(columns, [x for x, _ in line.centres], [y for _, y in line.centres])
     rows = middle[None, :] + (np.arange(STRIP_HEIGHT)[:, None] + 0.5 - STRIP_HEIGHT / 2) / scale
     source = ndimage.gaussian_filter(clean, blur) if blur else clean
     coordinates = [rows - origin[1], np.broadcast_to(columns - origin[0], rows.shape)]
     pixels = ndimage.map_coordinates(source, coordinates, order=1, cval=0.0)
-    return Strip(np.clip(pixels, 0, 1).astype(np.float32), clean, origin, line_height, start, scale)
+    return Strip(np.clip(pixels, 0, 1).astype(np.float32), clean, origin, line.height, start, scale)
 
 
 def remove_ruled_lines(ink: np.ndarray) -> np.ndarray:

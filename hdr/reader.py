@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from hdr.line_model import FRAME_WIDTH, Character, LineNet, decode
-from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Strip, line_strip
+from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Strip, find_line, strip_of
 from hdr.preprocess import Box, BlankImageError, find_ink, load_image, to_image_box, to_model_input
 
 if TYPE_CHECKING:
@@ -80,13 +80,14 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     loaded = [load_image(image) for image in images]
     # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
     found = [find_ink(image, single_digit=False) for image in loaded]
-    strips = [[line_strip(ink, STRIP_DIGIT_HEIGHT * scale) for scale in READING_SCALES] for ink, _ in found]
-    if any(variants[0] is None for variants in strips):
+    ink_lines = [find_line(ink) for ink, _ in found]
+    if any(line is None for line in ink_lines):
         raise BlankImageError("No digits found in the image.")
-    decoded = read_strips(recognizer.line_reader, [strip.pixels for variants in strips for strip in variants])
+    scaled = [[strip_of(line, STRIP_DIGIT_HEIGHT * scale) for scale in READING_SCALES] for line in ink_lines]
+    decoded = read_strips(recognizer.line_reader, [strip.pixels for strips in scaled for strip in strips])
     count = len(READING_SCALES)
     combined = [combine_readings(decoded[first : first + count]) for first in range(0, len(decoded), count)]
-    strips = [variants[chosen] for variants, (chosen, _) in zip(strips, combined)]
+    strips = [candidates[chosen] for candidates, (chosen, _) in zip(scaled, combined)]
     lines = [characters for _, characters in combined]
     placed = [place_characters(strip, characters) for strip, characters in zip(strips, lines)]
     free = [(character, place) for characters, places in zip(lines, placed)
