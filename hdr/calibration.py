@@ -1,9 +1,20 @@
-"""Confidence calibration: temperature scaling and expected calibration error."""
+"""Confidence calibration: temperature scaling, the evidence of a prediction, and expected calibration error."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import multiclass_calibration_error
+
+
+def calibrated_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Class probabilities of ``logits`` with the temperature applied."""
+    return torch.softmax(logits.float() / temperature, dim=-1)
+
+
+def evidence(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """How strongly each row of ``logits`` looks like any class at all: the log-sum-exp of the calibrated logits
+    (the negative free energy). Unlike the top probability it stays low for an input that looks like no class,
+    even when one class happens to win by a wide margin."""
+    return torch.logsumexp(logits.float() / temperature, dim=-1)
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -23,4 +34,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
     """Top-label expected calibration error (L1, equal-width bins)."""
+    # Imported here: only training needs it, and the app (which uses the functions above) starts faster without.
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
     return float(multiclass_calibration_error(probabilities, labels, num_classes=probabilities.shape[-1], n_bins=bins))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hdr.calibration import expected_calibration_error, fit_temperature
+from hdr.calibration import calibrated_probabilities, evidence, expected_calibration_error, fit_temperature
 from hdr.line_model import FRAME_WIDTH, LineNet, decode
 from hdr.line_module import LineReader, texts_of
 from hdr.lit_module import DigitClassifier
@@ -40,10 +40,9 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
 
     val_logits, val_labels = collect_logits(trained, datamodule.val_dataloader())
     temperature = fit_temperature(val_logits, val_labels)
-    val_confidence = torch.softmax(val_logits / temperature, -1).max(-1).values
-    min_confidence = float(val_confidence.quantile(UNSURE_RATE_ON_VALIDATION))
-    val_evidence = torch.logsumexp(val_logits / temperature, -1)
-    min_evidence = float(val_evidence.quantile(UNSURE_RATE_ON_VALIDATION))
+    val_probabilities = calibrated_probabilities(val_logits, temperature)
+    min_confidence = float(val_probabilities.max(-1).values.quantile(UNSURE_RATE_ON_VALIDATION))
+    min_evidence = float(evidence(val_logits, temperature).quantile(UNSURE_RATE_ON_VALIDATION))
 
     net = DigitNet(widths=module.hparams.widths, dropout=module.hparams.dropout, temperature=round(temperature, 4),
                    min_confidence=round(min_confidence, 4), min_evidence=round(min_evidence, 4))
@@ -51,7 +50,7 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
     net.eval()
 
     test_logits, test_labels = collect_logits(net, datamodule.test_dataloader())
-    test_probabilities = torch.softmax(test_logits / temperature, -1)
+    test_probabilities = net.calibrated_probabilities(test_logits)
     predictions = test_probabilities.argmax(-1)
     matrix = confusion_matrix_figure(test_probabilities, test_labels, output / "confusion_matrix.png")
     per_class = (matrix.diag() / matrix.sum(1)).tolist()
@@ -65,7 +64,7 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
         "temperature": round(temperature, 4),
         "min_confidence": round(min_confidence, 4),
         "min_evidence": round(min_evidence, 4),
-        "mnist_val_flagged_unsure": round(float(net.is_unsure(val_logits).float().mean()), 5),
+        "mnist_val_flagged_unsure": round(float(net.is_unsure(val_logits, val_probabilities).float().mean()), 5),
         "training_seconds": round(training_seconds, 1),
     }
     learning_curves_figure(Path(log_dir) / "metrics.csv", output / "learning_curves.png")

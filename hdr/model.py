@@ -7,6 +7,8 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from hdr import calibration
+
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
@@ -66,19 +68,16 @@ class DigitNet(
 
     def calibrated_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Class probabilities from this model's logits, with the fitted temperature applied."""
-        return torch.softmax(logits.float() / self.temperature, dim=-1)
+        return calibration.calibrated_probabilities(logits, self.temperature)
 
     def evidence(self, logits: torch.Tensor) -> torch.Tensor:
-        """How strongly an input looks like any digit at all: the log-sum-exp of its calibrated logits (the
-        negative free energy). Unlike the top probability it stays low for a shape that looks like no digit,
-        even when one digit happens to win by a wide margin."""
-        return torch.logsumexp(logits.float() / self.temperature, dim=-1)
+        """How strongly an input looks like any digit at all (see :func:`hdr.calibration.evidence`)."""
+        return calibration.evidence(logits, self.temperature)
 
-    def is_unsure(self, logits: torch.Tensor) -> torch.Tensor:
-        """True where a prediction should be flagged: confidence below ``min_confidence`` or evidence below
-        ``min_evidence`` (models exported before it was fitted have none)."""
-        confidence = self.calibrated_probabilities(logits).max(-1).values
-        unsure = confidence < self.min_confidence
+    def is_unsure(self, logits: torch.Tensor, probabilities: torch.Tensor) -> torch.Tensor:
+        """True where a prediction should be flagged, from its logits and calibrated probabilities: confidence
+        below ``min_confidence`` or evidence below ``min_evidence`` (models exported before it was fitted have none)."""
+        unsure = probabilities.max(-1).values < self.min_confidence
         if self.min_evidence is not None:
             unsure |= self.evidence(logits) < self.min_evidence
         return unsure

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from hdr import reader
-from hdr.hub import SHIPPED_LINE_READER, ModelSource, load_model
+from hdr.hub import ModelSource, load_model
 from hdr.line_model import LineNet
 from hdr.model import DigitNet
 from hdr.preprocess import preprocess
@@ -66,8 +66,7 @@ class Recognizer:
         (see :func:`hdr.hub.load_model`); :attr:`source` and :attr:`line_reader_source` say what was loaded.
         """
         model, model_source = load_model(source, revision)
-        reader_net, reader_source = load_model(line_reader, line_reader_revision,
-                                               model_class=LineNet, shipped=SHIPPED_LINE_READER)
+        reader_net, reader_source = load_model(line_reader, line_reader_revision, model_class=LineNet)
         return cls(model, model_source, reader_net, reader_source)
 
     @torch.inference_mode()
@@ -77,8 +76,9 @@ class Recognizer:
             return []
         batch = torch.from_numpy(np.stack(model_inputs).astype(np.float32)).unsqueeze(1)
         logits = self.model(batch).float()
-        probabilities = self.model.calibrated_probabilities(logits).numpy()
-        unsure = self.model.is_unsure(logits).tolist()
+        probabilities = self.model.calibrated_probabilities(logits)
+        unsure = self.model.is_unsure(logits, probabilities).tolist()
+        probabilities = probabilities.numpy()
         predictions = []
         for model_input, row, flagged in zip(model_inputs, probabilities, unsure):
             digit = int(row.argmax())
