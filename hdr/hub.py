@@ -2,7 +2,7 @@
 
 Both kinds of model — the digit classifier (:class:`DigitNet`, shipped in ``checkpoints/hdr-mnist``) and
 the line reader (:class:`LineNet`, shipped in ``checkpoints/hdr-lines``) — go through the same code:
-:func:`load_model` takes the model class and its shipped folder.
+:func:`load_model` takes the model class, and falls back to that class's shipped folder (``SHIPPED``).
 
 Only ``config.json`` + ``model.safetensors`` are ever read (never a pickle), with a strict match
 between the two. Pulling from a hub never blocks for long: the network part runs under a
@@ -39,6 +39,7 @@ from hdr.model import DigitNet
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 SHIPPED_MODEL = CHECKPOINTS / "hdr-mnist"  # the digit classifier (DigitNet)
 SHIPPED_LINE_READER = CHECKPOINTS / "hdr-lines"  # the line reader of whole numbers (LineNet)
+SHIPPED = {DigitNet: SHIPPED_MODEL, LineNet: SHIPPED_LINE_READER}  # the shipped folder of each kind of model
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
 DEFAULT_TIMEOUT = 4.0  # seconds allowed for the network part of a hub pull, unless HDR_HUB_TIMEOUT says otherwise
 PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl"]
@@ -86,8 +87,7 @@ class ModelSource:
 
 def load_model(source: str | os.PathLike | None = None, revision: str | None = None,
                timeout: float | None = None, cache_dir: str | os.PathLike | None = None,
-               model_class: type[torch.nn.Module] = DigitNet, shipped: Path = SHIPPED_MODEL
-               ) -> tuple[torch.nn.Module, ModelSource]:
+               model_class: type[torch.nn.Module] = DigitNet) -> tuple[torch.nn.Module, ModelSource]:
     """Load a model in eval mode and describe where it came from.
 
     Args:
@@ -97,12 +97,12 @@ def load_model(source: str | os.PathLike | None = None, revision: str | None = N
             (default: env ``HDR_HUB_TIMEOUT``, else 4).
         cache_dir: huggingface_hub cache folder (default: huggingface_hub's, from ``HF_HOME``/``HF_HUB_CACHE``).
         model_class: the kind of model, built from ``config.json``: :class:`DigitNet` (default) or :class:`LineNet`.
-        shipped: the shipped folder of that kind, served for ``None`` and when the hub is out and nothing is
-            cached (default: the digit model; ``SHIPPED_LINE_READER`` for a :class:`LineNet`).
+            Its shipped folder (``SHIPPED``) is served for ``None``, and when the hub is out and nothing is cached.
 
     Raises:
         ModelLoadError: missing or invalid files, unknown repo/revision, or a repo without safetensors weights.
     """
+    shipped = SHIPPED[model_class]
     if source is None:
         return load_folder(_shipped_folder(shipped), model_class), _shipped_source(shipped)
     folder = Path(source).expanduser()

@@ -30,6 +30,7 @@ FILES = {
 VALIDATION_SIZE = 5000  # training images held out for validation (every model uses the same split)...
 SPLIT_SEED = 0  # ...chosen with this seed
 
+
 def raw_dir(root: str | Path) -> Path:
     """Folder holding the four IDX files under a torchvision-style data root."""
     return Path(root).expanduser() / "MNIST" / "raw"

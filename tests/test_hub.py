@@ -389,7 +389,7 @@ def test_a_digit_model_is_not_taken_for_a_line_reader(hub, tmp_path):
     push_model(model_folder(tmp_path / "model", seed=1), REPO_ID)
 
     with pytest.raises(ModelLoadError, match=r"config\.json does not describe a LineNet"):
-        load_model(REPO_ID, model_class=LineNet, shipped=SHIPPED_LINE_READER, cache_dir=fresh_cache(tmp_path))
+        load_model(REPO_ID, model_class=LineNet, cache_dir=fresh_cache(tmp_path))
 
 
 @pytest.mark.skipif(not (REPO / "app.py").is_file(), reason="app.py (engineer C) is not there yet")
