@@ -21,9 +21,8 @@ from PIL import Image
 from bench.multidigit_set import SUBSETS, write_set
 from hdr.synthetic import DigitPool
 from hdr import Recognizer
-from hdr.recognizer import SHIPPED_LINE_READER
 from hdr.lines import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
-from hdr.preprocess import BlankImageError, InvalidImageError, ink_map, load_image, to_model_input, working_copy
+from hdr.preprocess import BlankImageError, InvalidImageError, find_ink, load_image, to_model_input
 
 BATCH = 16
 
@@ -62,7 +61,8 @@ def read_texts(recognizer: Recognizer, images: list[Image.Image]) -> list[str]:
 
 def baseline_text(recognizer: Recognizer, image: Image.Image) -> str:
     """Plain connected components of the reader's own ink map, left to right, each classified as one digit."""
-    components = connected_components(ink_map(working_copy(load_image(image)), single_digit=False))
+    ink, _ = find_ink(load_image(image), single_digit=False)
+    components = connected_components(ink)
     height = typical_height(components)
     components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * height**2]
     components.sort(key=lambda c: c.box[0])
@@ -118,8 +118,8 @@ def print_table(results: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="digit model folder or hub repo id (default: the shipped model)")
-    parser.add_argument("--line-reader", type=Path, default=SHIPPED_LINE_READER,
-                        help="line reader folder (default: the shipped one)")
+    parser.add_argument("--line-reader", default=None,
+                        help="line reader folder or hub repo id (default: the shipped one)")
     parser.add_argument("--data", type=Path, default=Path("bench/data/multidigit"))
     parser.add_argument("--data-root", default="../shared/data", help="MNIST root, to generate the set if missing")
     parser.add_argument("--per-subset", type=int, default=200, help="images per subset when generating")
@@ -134,7 +134,7 @@ def main() -> None:
     print_table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": "python -m bench.bench_read " + " ".join(sys.argv[1:]), "model": recognizer.source.to_dict(),
-              "line_reader": str(args.line_reader), "results": results}
+              "line_reader": recognizer.line_reader_source.to_dict(), "results": results}
     args.output.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.output}")
 

@@ -193,6 +193,19 @@ def test_draw_reading_marks_each_digit(recognizer, pool):
     assert (edge[:, 1] > edge[:, 0] + 50).any()  # the green box is drawn there
 
 
+def test_benchmark_beats_the_connected_components_baseline_and_writes_json(tmp_path, data_root):
+    output = tmp_path / "read.json"
+    command = [sys.executable, "-m", "bench.bench_read", "--data", str(tmp_path / "set"), "--data-root",
+               str(data_root), "--per-subset", "3", "--output", str(output)]
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(output.read_text())
+    assert report["line_reader"]["kind"] == "shipped"
+    overall = report["results"]["overall"]
+    assert overall["n"] == 24 and overall["exact"] > overall["baseline_exact"]
+    assert report["results"]["touching"]["baseline_exact"] < 0.5  # connected components cannot split touching ink
+
+
 def test_cli_read(tmp_path, pool):
     good = tmp_path / "number.png"
     render_number("4096", "spaced", 12, pool).image.save(good)
