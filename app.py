@@ -7,8 +7,8 @@
 
 Every option also has an environment variable (HDR_MODEL, HDR_REVISION, HDR_LINE_READER, HDR_LINE_READER_REVISION,
 HDR_AUTH, HDR_FEEDBACK_DIR, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, HDR_WORKERS). API endpoints for ``gradio_client``:
-/predict, /predict_sketch, /predict_batch, /read, /feedback, /model_info; and ``POST /api/v1/predict``, one plain
-HTTP request per image, for high-volume clients (see README, section "App").
+/predict, /predict_sketch, /predict_batch, /read, /read_batch, /feedback, /model_info; and ``POST /api/v1/predict``,
+one plain HTTP request per image, for high-volume clients (see README, section "App").
 """
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ DRAW_FIRST = "Please draw a digit first."
 UPLOAD_FIRST = "Please upload an image first."
 SMALL_IMAGE = dict(interactive=False, format="png", height=270, min_width=140)  # 28×28 inputs shown 224 px
 BATCH_COLUMNS = ["file", "digit", "confidence", "unsure", "message"]
+NUMBER_BATCH_COLUMNS = ["file", "number", "confidence", "unsure", "message"]
+ONE_DIGIT, WHOLE_NUMBER = "One digit per image", "A whole number per image"  # what the Batch tab reads
 DIGIT_COLUMNS = ["position", "digit", "confidence", "alternatives", "box (left, top, right, bottom)"]
 
 
@@ -266,6 +268,16 @@ class DigitApp:
         """Batched /read: one image of a whole number per request → text, digits with boxes, message."""
         return ([reading_dict(reading) for _, reading in self.read_numbers(image)],)
 
+    def api_read_batch(self, images: list[str] | None) -> list[dict]:
+        """/read_batch: many files, a whole number in each → one row per file (file and the /read answer)."""
+        paths = list(images or [])
+        readings = []
+        for first in range(0, min(len(paths), MAX_BATCH_FILES), MAX_BATCH_SIZE):  # a blank image slows only its group
+            chunk = paths[first : min(first + MAX_BATCH_SIZE, MAX_BATCH_FILES)]
+            readings += [reading for _, reading in self.read_numbers(chunk)]
+        readings += [f"Skipped: at most {MAX_BATCH_FILES} files per batch."] * len(paths[MAX_BATCH_FILES:])
+        return [{"file": Path(path).name, **reading_dict(reading)} for path, reading in zip(paths, readings)]
+
     def api_feedback(self, image: str | None, correct_digit: float | None) -> dict:
         """/feedback: an image and its right digit → stored in the feedback folder."""
         saved, message = self.save_feedback(self.analyse([image])[0], correct_digit, "api")
@@ -299,21 +311,25 @@ class DigitApp:
         """Batched Number tab, uploaded: the text, the image with boxes, the table of digits."""
         return number_outputs(self.read_numbers(paths))
 
-    def ui_batch(self, paths: list[str] | None):
-        """Batch tab: the table and the CSV + JSON downloads."""
-        rows = self.api_predict_batch(paths)
+    def ui_batch(self, paths: list[str] | None, mode: str = ONE_DIGIT):
+        """Batch tab: the table and the CSV + JSON downloads (the JSON holds the whole API answers: the
+        probabilities of each digit, or the boxes and alternatives of each digit of a number)."""
+        numbers = mode == WHOLE_NUMBER
+        rows = self.api_read_batch(paths) if numbers else self.api_predict_batch(paths)
         if not rows:
             return None, None, UPLOAD_FIRST
-        table = [[row["file"], row["digit"], None if row["digit"] is None else round(row["confidence"], 4),
-                  None if row["digit"] is None else row["unsure"], row["message"]] for row in rows]
+        key, columns = ("text", NUMBER_BATCH_COLUMNS) if numbers else ("digit", BATCH_COLUMNS)
+        table = [[row["file"], row[key], None if row[key] is None else round(row["confidence"], 4),
+                  None if row[key] is None else row["unsure"], row["message"]] for row in rows]
         folder = Path(tempfile.mkdtemp(prefix="hdr-batch-"))
         with open(folder / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerows([BATCH_COLUMNS, *table])
+            csv.writer(handle).writerows([columns, *table])
         (folder / "predictions.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-        read = sum(row["digit"] is not None for row in rows)
-        sure = sum(row["digit"] is not None and not row["unsure"] for row in rows)
+        read = sum(row[key] is not None for row in rows)
+        sure = sum(row[key] is not None and not row["unsure"] for row in rows)
         summary = f"Read {read} of {len(rows)} files; {sure} with a confident answer."
-        return table, [str(folder / "predictions.csv"), str(folder / "predictions.json")], summary
+        downloads = [str(folder / "predictions.csv"), str(folder / "predictions.json")]
+        return {"data": table, "headers": columns}, downloads, summary
 
     def ui_feedback_draw(self, payload: dict | None, correct_digit: str | None, sketchpad: gr.Sketchpad) -> str:
         analysis = self.analyse_sketches([payload], sketchpad)[0]
@@ -537,8 +553,10 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
                                                 interactive=False, format="png")
                         number_table = gr.Dataframe(headers=DIGIT_COLUMNS, interactive=False, elem_id="number-digits")
             with gr.Tab("Batch", id="batch"):
-                batch_files = gr.File(label="Many images, one digit each", file_count="multiple",
-                                      type="filepath", elem_id="batch-files")
+                batch_files = gr.File(label="Many images", file_count="multiple", type="filepath",
+                                      elem_id="batch-files")
+                batch_mode = gr.Radio([ONE_DIGIT, WHOLE_NUMBER], value=ONE_DIGIT, label="Each image holds",
+                                      elem_id="batch-mode")
                 batch_submit = gr.Button("Read all", variant="primary", elem_id="batch-submit")
                 batch_status = gr.Markdown(elem_id="batch-status")
                 batch_table = gr.Dataframe(headers=BATCH_COLUMNS, interactive=False, wrap=True, elem_id="batch-table",
@@ -560,7 +578,7 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
                                    number_outputs_, preprocess=False, **batched)
         number_upload_submit.click(digit_app.ui_number_upload, number_upload, number_outputs_, **batched)
         number_upload.upload(digit_app.ui_number_upload, number_upload, number_outputs_, **batched)
-        batch_submit.click(digit_app.ui_batch, batch_files, [batch_table, batch_downloads, batch_status],
+        batch_submit.click(digit_app.ui_batch, [batch_files, batch_mode], [batch_table, batch_downloads, batch_status],
                            api_visibility="undocumented")
         sketch_feedback.click(partial(digit_app.ui_feedback_draw, sketchpad=sketch), [sketch, sketch_correct],
                               sketch_feedback_status, preprocess=False, api_visibility="undocumented")
@@ -580,6 +598,7 @@ def build_demo(digit_app: DigitApp) -> gr.Blocks:
                           api_name="predict_sketch", preprocess=False, **api_batched)
         api_trigger.click(digit_app.api_predict_batch, api_files, api_answer, api_name="predict_batch")
         api_trigger.click(digit_app.api_read, api_file, api_answer, api_name="read", **api_batched)
+        api_trigger.click(digit_app.api_read_batch, api_files, api_answer, api_name="read_batch")
         api_trigger.click(digit_app.api_feedback, [api_file, api_digit], api_answer, api_name="feedback")
         api_trigger.click(digit_app.model_info, None, api_answer, api_name="model_info")
     return demo

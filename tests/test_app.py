@@ -193,6 +193,17 @@ def test_a_written_number_is_read_whole(client, recognizer, files):
     assert [digit["box"][0] for digit in answer["digits"]] == sorted(d["box"][0] for d in answer["digits"])
 
 
+def test_a_batch_of_numbers_gives_one_row_per_file_in_order_with_errors_in_their_rows(client, recognizer, files):
+    names = ["number", "not_image", "blank_paper", "paper7"]
+    rows = client.predict([handle_file(str(files[name])) for name in names], api_name="/read_batch")
+    assert [row["file"] for row in rows] == [files[name].name for name in names]
+    assert [row["text"] for row in rows] == ["2026", None, None, "7"]
+    assert rows[0] == {"file": "number.png", **recognizer.read(files["number"]).to_dict(), "message": rows[0]["message"]}
+    assert "not an image" in rows[1]["message"] and rows[1]["digits"] == []
+    assert rows[2]["message"].startswith("No digits found")
+    assert len(rows[3]["digits"]) == 1 and rows[3]["digits"][0]["digit"] == 7
+
+
 def test_model_info_names_the_served_model(client):
     info = client.predict(api_name="/model_info")
     assert info["kind"] == ("shipped" if MODEL == SHIPPED_MODEL else "local")

@@ -1,7 +1,8 @@
 """The app in a real browser (headless Debian Chromium driven by Playwright).
 
 A digit is drawn on the sketchpad with mouse strokes, submitted, and the label must show it — at a
-desktop size and at a phone size, where the canvas and the button must also fit the screen.
+desktop size and at a phone size, where the canvas and the button must also fit the screen. Files of
+written numbers are uploaded to the Batch tab, and its table must show each number.
 Set ``HDR_SCREENSHOT_DIR=docs`` to (re)write the README screenshots while the tests run.
 """
 from __future__ import annotations
@@ -13,7 +14,9 @@ import re
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.app_server import APP, running_app
 
@@ -154,4 +157,25 @@ def test_on_a_phone_the_sketchpad_fits_and_a_drawn_digit_is_recognised(browser, 
     draw_digit(page, app_url, 7)
     assert_recognised(page, 7)
     save_screenshot(page, "screenshot-phone.png")
+    page.context.close()
+
+
+def test_the_batch_tab_reads_the_whole_number_in_each_uploaded_file(browser, app_url, mnist_test, tmp_path):
+    images, labels = mnist_test
+    numbers = ["2026", "75"]
+    paths = []
+    for number in numbers:  # the first MNIST test image of each digit, side by side, dark ink on white
+        ink = np.concatenate([np.pad(images[np.argmax(labels == int(c))], ((8, 8), (6, 6))) for c in number], axis=1)
+        paths.append(str(tmp_path / f"number_{number}.png"))
+        Image.fromarray(255 - ink).resize((ink.shape[1] * 3, ink.shape[0] * 3)).save(paths[-1])
+    page = open_app(browser, app_url, viewport=DESKTOP)
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#batch-files input[type=file]").set_input_files(paths)
+    page.locator("#batch-mode").get_by_text("A whole number per image").click()
+    page.locator("#batch-submit").click()
+    sync_api.expect(page.locator("#batch-status")).to_contain_text("Read 2 of 2 files")
+    table = page.locator("#batch-table")
+    sync_api.expect(table).to_contain_text("number")  # the column header of number mode
+    for path, number in zip(paths, numbers):  # each file's row: its name, then the number read
+        sync_api.expect(table).to_contain_text(re.compile(rf"{re.escape(Path(path).name)}\s+{number}\s"))
     page.context.close()
