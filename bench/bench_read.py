@@ -4,8 +4,11 @@
     python -m bench.bench_read --model path/or/repo-id --line-reader path/to/line/reader --limit 50
 
 Exact match compares the whole text (digits, separators, spaces); digit accuracy is
-1 − edit distance / length over the digits alone. The baseline classifies each connected component
-left to right (no merging, splitting or separators). Prints a table, writes ``bench/results/read.json``.
+1 − edit distance / length over the digits alone. "Flagged" is the share of readings marked ``unsure``
+(an unreadable image counts as flagged), next to the exact match of the others; overall, the exact match
+of the readings whose confidence reaches a few thresholds says how far ``Reading.confidence`` can be
+trusted. The baseline classifies each connected component left to right (no merging, splitting or
+separators). Prints a table, writes ``bench/results/read.json``.
 """
 from __future__ import annotations
 
@@ -21,10 +24,12 @@ from PIL import Image
 from bench.multidigit_set import SUBSETS, write_set
 from hdr.synthetic import DigitPool
 from hdr import Recognizer
+from hdr.reader import Reading
 from hdr.lines import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
 from hdr.preprocess import BlankImageError, InvalidImageError, find_ink, load_image, to_model_input
 
 BATCH = 16
+CONFIDENCE_THRESHOLDS = (0.5, 0.9, 0.99)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -43,20 +48,20 @@ def digit_accuracy(predicted: str, truth: str) -> float:
     return max(0.0, 1 - edit_distance(predicted, truth) / len(truth))
 
 
-def read_texts(recognizer: Recognizer, images: list[Image.Image]) -> list[str]:
-    """``Reading.text`` for each image, in batches; an image that cannot be read gives ""."""
-    texts = []
+def read_all(recognizer: Recognizer, images: list[Image.Image]) -> list[Reading | None]:
+    """The reading of each image, in batches; ``None`` for an image that cannot be read."""
+    readings = []
     for start in range(0, len(images), BATCH):
         chunk = images[start : start + BATCH]
         try:
-            texts += [reading.text for reading in recognizer.read_batch(chunk)]
+            readings += recognizer.read_batch(chunk)
         except InvalidImageError:
             for image in chunk:
                 try:
-                    texts.append(recognizer.read(image).text)
+                    readings.append(recognizer.read(image))
                 except InvalidImageError:
-                    texts.append("")
-    return texts
+                    readings.append(None)
+    return readings
 
 
 def baseline_text(recognizer: Recognizer, image: Image.Image) -> str:
@@ -80,20 +85,25 @@ def model_input_or_none(ink: np.ndarray) -> np.ndarray | None:
 
 def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int) -> dict:
     """Exact match and digit accuracy per subset for the reader and the baseline."""
-    results = {}
+    results, right, flagged, confidences = {}, [], [], []
     for subset in SUBSETS:
         chosen = [r for r in records if r["subset"] == subset][:limit]
         images = [Image.open(data / r["file"]) for r in chosen]
         for image in images:
             image.load()
         started = time.perf_counter()
-        texts = read_texts(recognizer, images)
+        readings = read_all(recognizer, images)
         seconds = time.perf_counter() - started
+        texts = [reading.text if reading else "" for reading in readings]
         baseline = [baseline_text(recognizer, image) for image in images]
         truths = [r["text"] for r in chosen]
+        right.append(np.array([t == p for t, p in zip(truths, texts)]))
+        flagged.append(np.array([reading is None or reading.unsure for reading in readings]))
+        confidences.append(np.array([reading.confidence if reading else 0.0 for reading in readings]))
         results[subset] = {
             "n": len(chosen),
-            "exact": float(np.mean([t == p for t, p in zip(truths, texts)])),
+            "exact": float(right[-1].mean()),
+            **flag_figures(right[-1], flagged[-1]),
             "digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, texts)])),
             "baseline_exact": float(np.mean([t == p for t, p in zip(truths, baseline)])),
             "baseline_digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, baseline)])),
@@ -101,18 +111,34 @@ def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int
             "errors": [{"file": r["file"], "truth": t, "read": p} for r, t, p in zip(chosen, truths, texts) if t != p],
         }
     weights = np.array([r["n"] for r in results.values()])
-    results["overall"] = {key: float(np.average([r[key] for r in results.values()], weights=weights))
-                          for key in ("exact", "digit_accuracy", "baseline_exact", "baseline_digit_accuracy",
-                                      "ms_per_image")}
-    results["overall"]["n"] = int(weights.sum())
+    overall = {key: float(np.average([r[key] for r in results.values()], weights=weights))
+               for key in ("exact", "digit_accuracy", "baseline_exact", "baseline_digit_accuracy", "ms_per_image")}
+    right, flagged, confidences = np.concatenate(right), np.concatenate(flagged), np.concatenate(confidences)
+    overall.update(flag_figures(right, flagged))
+    overall["by_confidence"] = [{"at_least": threshold, "share": float((confidences >= threshold).mean()),
+                                 "exact": float(right[confidences >= threshold].mean())}
+                                for threshold in CONFIDENCE_THRESHOLDS if (confidences >= threshold).any()]
+    overall["n"] = int(weights.sum())
+    results["overall"] = overall
     return results
 
 
+def flag_figures(right: np.ndarray, flagged: np.ndarray) -> dict:
+    """The share of readings flagged unsure, and the exact match of the others (None when all are flagged)."""
+    return {"flagged": float(flagged.mean()),
+            "exact_when_not_flagged": float(right[~flagged].mean()) if (~flagged).any() else None}
+
+
 def print_table(results: dict) -> None:
-    print(f"{'subset':<12} {'n':>5} {'exact':>7} {'digits':>7} {'base exact':>11} {'base digits':>12} {'ms/img':>7}")
+    print(f"{'subset':<12} {'n':>5} {'exact':>7} {'digits':>7} {'flagged':>8} {'exact if not flagged':>21} "
+          f"{'base exact':>11} {'base digits':>12} {'ms/img':>7}")
     for subset, r in results.items():
-        print(f"{subset:<12} {r['n']:>5} {r['exact']:>7.1%} {r['digit_accuracy']:>7.1%} "
+        sure = r["exact_when_not_flagged"]
+        print(f"{subset:<12} {r['n']:>5} {r['exact']:>7.1%} {r['digit_accuracy']:>7.1%} {r['flagged']:>8.1%} "
+              f"{'-' if sure is None else format(sure, '.1%'):>21} "
               f"{r['baseline_exact']:>11.1%} {r['baseline_digit_accuracy']:>12.1%} {r['ms_per_image']:>7.1f}")
+    for row in results["overall"]["by_confidence"]:
+        print(f"confidence >= {row['at_least']}: {row['share']:.1%} of the numbers, {row['exact']:.1%} of them exact")
 
 
 def main() -> None:

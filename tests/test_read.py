@@ -203,6 +203,7 @@ def test_benchmark_beats_the_connected_components_baseline_and_writes_json(tmp_p
     assert report["line_reader"]["kind"] == "shipped"
     overall = report["results"]["overall"]
     assert overall["n"] == 24 and overall["exact"] > overall["baseline_exact"]
+    assert 0 <= overall["flagged"] <= 1 and overall["by_confidence"][0]["at_least"] == 0.5
     assert report["results"]["touching"]["baseline_exact"] < 0.5  # connected components cannot split touching ink
 
 
