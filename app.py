@@ -271,10 +271,9 @@ class DigitApp:
     def api_read_batch(self, images: list[str] | None) -> list[dict]:
         """/read_batch: many files, a whole number in each → one row per file (file and the /read answer)."""
         paths = list(images or [])
-        readings = []
-        for first in range(0, min(len(paths), MAX_BATCH_FILES), MAX_BATCH_SIZE):  # a blank image slows only its group
-            chunk = paths[first : min(first + MAX_BATCH_SIZE, MAX_BATCH_FILES)]
-            readings += [reading for _, reading in self.read_numbers(chunk)]
+        kept, readings = paths[:MAX_BATCH_FILES], []
+        for first in range(0, len(kept), MAX_BATCH_SIZE):  # in groups: a blank image slows only its own group
+            readings += [reading for _, reading in self.read_numbers(kept[first : first + MAX_BATCH_SIZE])]
         readings += [f"Skipped: at most {MAX_BATCH_FILES} files per batch."] * len(paths[MAX_BATCH_FILES:])
         return [{"file": Path(path).name, **reading_dict(reading)} for path, reading in zip(paths, readings)]
 

@@ -166,7 +166,7 @@ def test_the_batch_tab_reads_the_whole_number_in_each_uploaded_file(browser, app
     paths = []
     for number in numbers:  # the first MNIST test image of each digit, side by side, dark ink on white
         ink = np.concatenate([np.pad(images[np.argmax(labels == int(c))], ((8, 8), (6, 6))) for c in number], axis=1)
-        paths.append(str(tmp_path / f"number_{number}.png"))
+        paths.append(str(tmp_path / f"written_{number}.png"))
         Image.fromarray(255 - ink).resize((ink.shape[1] * 3, ink.shape[0] * 3)).save(paths[-1])
     page = open_app(browser, app_url, viewport=DESKTOP)
     page.get_by_role("tab", name="Batch").click()
@@ -175,7 +175,7 @@ def test_the_batch_tab_reads_the_whole_number_in_each_uploaded_file(browser, app
     page.locator("#batch-submit").click()
     sync_api.expect(page.locator("#batch-status")).to_contain_text("Read 2 of 2 files")
     table = page.locator("#batch-table")
-    sync_api.expect(table).to_contain_text("number")  # the column header of number mode
+    sync_api.expect(table).to_contain_text("number")  # the column header of number mode (not in the file names)
     for path, number in zip(paths, numbers):  # each file's row: its name, then the number read
         sync_api.expect(table).to_contain_text(re.compile(rf"{re.escape(Path(path).name)}\s+{number}\s"))
     page.context.close()
