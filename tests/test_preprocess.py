@@ -20,6 +20,7 @@ from hdr.preprocess import (
     preprocess,
     stroke_width,
     to_model_input,
+    topology,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -95,6 +96,16 @@ def test_thin_pen_is_thickened_and_fat_marker_thinned(examples):
         for image, _ in examples[kind]:
             width = stroke_width(preprocess(image).model_input > 0.5)
             assert 1.8 <= width <= 4.6, f"{kind}: stroke width {width:.1f} px in the 28×28 input"
+
+
+@pytest.mark.parametrize("index", [7735, 7919])  # MNIST test 8s written with a fat pen
+def test_thinning_a_fat_8_keeps_its_loops(mnist_test, recognizer, index):
+    images, labels = mnist_test
+    fat_eight = images[index]
+    assert labels[index] == 8 and stroke_width(fat_eight > 127) > 4.4  # fat enough to be thinned
+    result = preprocess(255 - fat_eight).model_input  # dark ink on white
+    assert topology(result > 0.5) == topology(fat_eight > 127)  # one stroke, the same loops
+    assert recognizer.predict(255 - fat_eight).digit == 8
 
 
 def test_ruled_lines_are_not_taken_for_ink(examples):
