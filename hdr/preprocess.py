@@ -487,9 +487,10 @@ def _normalise_stroke_width(crop: np.ndarray) -> np.ndarray:
     if width > FAT_STROKE:
         radius = (width - STROKE_WIDTH) / 2 * pixels_per_mnist_pixel
         distance = ndi.distance_transform_edt(mask)
+        shape = topology(mask)
         for depth in (radius, radius / 2):  # thin less where thinning fully would change the digit
             shrunk = distance > depth
-            if shrunk.sum() >= 0.25 * mask.sum() and topology(shrunk) == topology(mask):
+            if shrunk.sum() >= 0.25 * mask.sum() and topology(shrunk) == shape:
                 return shrunk.astype(np.float32)
     return crop
 
@@ -591,14 +592,13 @@ def find_ink(image: Image.Image, single_digit: bool = True) -> tuple[np.ndarray,
     if max(image.size) <= max(working.size):
         return ink, whole
     box = ink_bounding_box(ink)
-    if box is not None:
+    if box is None:
+        region, closer_image = whole, working_copy(image, 2 * WORKING_MAX_SIDE)
+    else:
         # A digit's size is its longer side; a number's is its height.
         size = max(box[2] - box[0], box[3] - box[1]) if single_digit else box[3] - box[1]
         if size >= SMALL_DIGIT:
             return ink, whole
-    if box is None:
-        region, closer_image = whole, working_copy(image, 2 * WORKING_MAX_SIDE)
-    else:
         scale = image.width / working.width
         left, top, right, bottom = (round(value * scale) for value in box)
         margin = round(size * scale)  # room for strokes too faint to be found in the reduction
