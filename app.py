@@ -37,7 +37,6 @@ from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 from gradio.components.image_editor import EditorData  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from starlette.datastructures import UploadFile  # noqa: E402
@@ -49,7 +48,7 @@ from starlette.routing import Route  # noqa: E402
 from hdr import BlankImageError, InvalidImageError, Prediction, Recognizer  # noqa: E402
 from hdr.feedback import FeedbackStore  # noqa: E402
 from hdr.hub import ModelSource  # noqa: E402
-from hdr.preprocess import load_image, preprocess  # noqa: E402
+from hdr.preprocess import Preprocessed, load_image, preprocess  # noqa: E402
 from hdr.reader import Reading, draw_reading  # noqa: E402
 from hdr.saliency import integrated_gradients, overlay, upscale  # noqa: E402
 from hdr.serving import MicroBatcher, worker_pool  # noqa: E402
@@ -82,15 +81,14 @@ class Analysis:
     message: str
     prediction: Prediction | None = None
     image: Image.Image | None = None  # the image as loaded (for the preview and for feedback)
-    ink_box: tuple[int, int, int, int] | None = None
-    model_input: np.ndarray | None = None  # preprocessed, to be classified
+    prepared: Preprocessed | None = None  # the model input and ink box, to be classified
     status: int = 400  # HTTP status of a REST answer without prediction: 400 bad input, 422 no ink, 500 our failure
 
     def to_dict(self) -> dict:
-        """JSON-friendly answer of the API: digit, confidence, probabilities, unsure, message."""
+        """JSON-friendly answer of the API: digit, confidence, probabilities, unsure, several_digits, message."""
         if self.prediction is None:
             return {"digit": None, "confidence": None, "probabilities": None, "unsure": True,
-                    "message": self.message}
+                    "several_digits": False, "message": self.message}
         return {**self.prediction.to_dict(), "message": self.message}
 
 
@@ -98,6 +96,9 @@ def describe(prediction: Prediction) -> str:
     """A sentence for people: the digit and how sure the model is, or why it is not sure."""
     if not prediction.unsure:
         return f"Looks like a {prediction.digit} ({prediction.confidence:.1%} sure)."
+    if prediction.several_digits:
+        return ("This looks like several digits side by side, so there is no answer for one digit. "
+                "To read a whole number, use the Number tab (API: /read).")
     guesses = ", ".join(f"{digit} ({probability:.0%})" for digit, probability in prediction.top(3))
     return ("This does not look like a clear digit, so there is no answer. "
             f"Best guesses: {guesses}. Try one digit, large and centred.")
@@ -124,7 +125,7 @@ def prepare(source, missing: str = UPLOAD_FIRST, blank: str | None = None) -> An
     except Exception:  # a bug or an unforeseen file must not fail the whole batch
         log.exception("could not read %.200r", source)
         return Analysis("Sorry, this image could not be read.", status=500)
-    return Analysis("", image=image, ink_box=prepared.ink_box, model_input=prepared.model_input)
+    return Analysis("", image=image, prepared=prepared)
 
 
 def decode_sketch(payload: dict | None, sketchpad: gr.Sketchpad) -> Image.Image | Analysis | None:
@@ -185,8 +186,8 @@ class DigitApp:
 
     def classify(self, analyses: list[Analysis]) -> list[Analysis]:
         """Fill in the prediction of each prepared analysis (one model call for all); returns ``analyses``."""
-        ready = [analysis for analysis in analyses if analysis.model_input is not None]
-        for analysis, prediction in zip(ready, self.recognizer.classify([a.model_input for a in ready])):
+        ready = [analysis for analysis in analyses if analysis.prepared is not None]
+        for analysis, prediction in zip(ready, self.recognizer.classify_prepared([a.prepared for a in ready])):
             analysis.prediction = prediction
             analysis.message = describe(prediction)
         return analyses
@@ -378,9 +379,9 @@ def preview(analysis: Analysis) -> Image.Image | None:
     image = analysis.image.convert("RGBA")
     image.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
     image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image).convert("RGB")
-    if analysis.ink_box is not None:
+    if analysis.prepared is not None:
         scale = image.width / analysis.image.width
-        box = [round(value * scale) for value in analysis.ink_box]
+        box = [round(value * scale) for value in analysis.prepared.ink_box]
         ImageDraw.Draw(image).rectangle(box, outline=(230, 30, 30), width=max(2, round(image.width / 150)))
     return image
 
@@ -461,7 +462,7 @@ class PredictRoute:
                     self.pool = worker_pool(self.workers)
         else:
             return respond(Analysis("Sorry, this image could not be read.", status=500))
-        if analysis.model_input is not None:
+        if analysis.prepared is not None:
             analysis = await self.batcher(analysis)
         return respond(analysis)
 

@@ -7,7 +7,8 @@ Exact match compares the whole text (digits, separators, spaces); digit accuracy
 1 − edit distance / length over the digits alone. "Flagged" is the share of readings marked ``unsure``
 (an unreadable image counts as flagged), next to the exact match of the others; overall, the exact match
 of the readings whose confidence reaches a few thresholds says how far ``Reading.confidence`` can be
-trusted. The baseline classifies each connected component left to right (no merging, splitting or
+trusted. "Several" is the share of images that the one-digit route (``predict``) takes for several digits
+instead of answering one digit. The baseline classifies each connected component left to right (no merging, splitting or
 separators). Prints a table, writes ``bench/results/read.json``.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from hdr.synthetic import DigitPool
 from hdr import Recognizer
 from hdr.reader import Reading
 from hdr.lines import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
-from hdr.preprocess import BlankImageError, InvalidImageError, find_ink, load_image, to_model_input
+from hdr.preprocess import BlankImageError, InvalidImageError, find_ink, load_image, preprocess, to_model_input
 
 BATCH = 16
 CONFIDENCE_THRESHOLDS = (0.5, 0.9, 0.99)
@@ -108,11 +109,13 @@ def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int
             "baseline_exact": float(np.mean([t == p for t, p in zip(truths, baseline)])),
             "baseline_digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, baseline)])),
             "ms_per_image": 1000 * seconds / max(1, len(chosen)),
+            "several_digits": float(np.mean([preprocess(image).several_digits for image in images])),
             "errors": [{"file": r["file"], "truth": t, "read": p} for r, t, p in zip(chosen, truths, texts) if t != p],
         }
     weights = np.array([r["n"] for r in results.values()])
     overall = {key: float(np.average([r[key] for r in results.values()], weights=weights))
-               for key in ("exact", "digit_accuracy", "baseline_exact", "baseline_digit_accuracy", "ms_per_image")}
+               for key in ("exact", "digit_accuracy", "baseline_exact", "baseline_digit_accuracy", "ms_per_image",
+                           "several_digits")}
     right, flagged, confidences = np.concatenate(right), np.concatenate(flagged), np.concatenate(confidences)
     overall.update(flag_figures(right, flagged))
     overall["by_confidence"] = [{"at_least": threshold, "share": float((confidences >= threshold).mean()),
@@ -131,12 +134,13 @@ def flag_figures(right: np.ndarray, flagged: np.ndarray) -> dict:
 
 def print_table(results: dict) -> None:
     print(f"{'subset':<12} {'n':>5} {'exact':>7} {'digits':>7} {'flagged':>8} {'exact if not flagged':>21} "
-          f"{'base exact':>11} {'base digits':>12} {'ms/img':>7}")
+          f"{'base exact':>11} {'base digits':>12} {'ms/img':>7} {'several':>8}")
     for subset, r in results.items():
         sure = r["exact_when_not_flagged"]
         print(f"{subset:<12} {r['n']:>5} {r['exact']:>7.1%} {r['digit_accuracy']:>7.1%} {r['flagged']:>8.1%} "
               f"{'-' if sure is None else format(sure, '.1%'):>21} "
-              f"{r['baseline_exact']:>11.1%} {r['baseline_digit_accuracy']:>12.1%} {r['ms_per_image']:>7.1f}")
+              f"{r['baseline_exact']:>11.1%} {r['baseline_digit_accuracy']:>12.1%} {r['ms_per_image']:>7.1f} "
+              f"{r['several_digits']:>8.1%}")
     for row in results["overall"]["by_confidence"]:
         print(f"confidence >= {row['at_least']}: {row['share']:.1%} of the numbers, {row['exact']:.1%} of them exact")
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from hdr import Recognizer  # noqa: E402
-from hdr.preprocess import InvalidImageError, load_image, preprocess  # noqa: E402
+from hdr.preprocess import InvalidImageError, Preprocessed, load_image, preprocess  # noqa: E402
 from non_digits import non_digit_images  # noqa: E402
 from realistic_set import DEFAULT_DATA_ROOT, DEFAULT_OUTPUT, KINDS, generate, render  # noqa: E402
 
@@ -48,15 +48,15 @@ def naive_input(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L").resize((28, 28)), dtype=np.float32) / 255
 
 
-def prepare_inputs(files: list[tuple[Path, int]]) -> tuple[list[np.ndarray | None], list[np.ndarray], list[float]]:
-    """For every file: hdr's model input (None where preprocessing refused it), the naive input, and the
+def prepare_inputs(files: list[tuple[Path, int]]) -> tuple[list[Preprocessed | None], list[np.ndarray], list[float]]:
+    """For every file: hdr's preprocessing (None where it refused the image), the naive input, and the
     milliseconds hdr's preprocessing took (decoding excluded). One image in memory at a time."""
     hdr, naive, milliseconds = [], [], []
     for path, _ in files:
         image = load_image(path)
         started = time.perf_counter()
         try:
-            hdr.append(preprocess(image).model_input)
+            hdr.append(preprocess(image))
         except InvalidImageError:
             hdr.append(None)
         milliseconds.append((time.perf_counter() - started) * 1000)
@@ -65,11 +65,12 @@ def prepare_inputs(files: list[tuple[Path, int]]) -> tuple[list[np.ndarray | Non
 
 
 def evaluate_kind(recognizer: Recognizer, files: list[tuple[Path, int]]) -> dict:
-    """Accuracy of hdr and of the naive baseline, unsure and refusal rates, and timing on one kind."""
+    """Accuracy of hdr and of the naive baseline, unsure and refusal rates (and how many images were taken for
+    several digits), and timing on one kind."""
     labels = np.array([label for _, label in files])
-    inputs, naive_inputs, milliseconds = prepare_inputs(files)
-    accepted = [i for i, model_input in enumerate(inputs) if model_input is not None]
-    predictions = recognizer.classify([inputs[i] for i in accepted])
+    prepared, naive_inputs, milliseconds = prepare_inputs(files)
+    accepted = [i for i, item in enumerate(prepared) if item is not None]
+    predictions = recognizer.classify_prepared([prepared[i] for i in accepted])
     digits = np.full(len(files), -1)
     unsure = np.ones(len(files), bool)  # a refused image counts as flagged
     for i, prediction in zip(accepted, predictions):
@@ -82,6 +83,7 @@ def evaluate_kind(recognizer: Recognizer, files: list[tuple[Path, int]]) -> dict
         "naive_accuracy": round(float((naive == labels).mean()), 4),
         "unsure_rate": round(float(unsure.mean()), 4),
         "refused": len(files) - len(accepted),
+        "several_digits": sum(prediction.several_digits for prediction in predictions),
         "accuracy_when_sure": round(float(correct[~unsure].mean()), 4) if (~unsure).any() else None,
         "preprocess_ms_median": round(float(np.median(milliseconds)), 1),
         "preprocess_ms_p95": round(float(np.percentile(milliseconds, 95)), 1),
@@ -124,12 +126,14 @@ def time_large_photo(data_root: Path, repeats: int = 10) -> dict:
 
 
 def print_table(results: dict, non_digits: dict, thresholds: str) -> None:
-    header = f"{'kind':<20} {'n':>5} {'hdr acc':>8} {'naive acc':>10} {'unsure':>7} {'refused':>8} {'ms/img':>7}"
+    header = (f"{'kind':<20} {'n':>5} {'hdr acc':>8} {'naive acc':>10} {'unsure':>7} {'several':>8} {'refused':>8} "
+              f"{'ms/img':>7}")
     print(header)
     print("-" * len(header))
     for kind, row in results.items():
         print(f"{kind:<20} {row['n']:>5} {row['hdr_accuracy']:>8.2%} {row['naive_accuracy']:>10.2%} "
-              f"{row['unsure_rate']:>7.2%} {row['refused']:>8} {row['preprocess_ms_median']:>7.1f}")
+              f"{row['unsure_rate']:>7.2%} {row['several_digits']:>8} {row['refused']:>8} "
+              f"{row['preprocess_ms_median']:>7.1f}")
     digits_flagged = np.average([row["unsure_rate"] for row in results.values()],
                                 weights=[row["n"] for row in results.values()])
     print(f"\nNot a digit ({thresholds}): {non_digits['flagged_rate']:.1%} of "

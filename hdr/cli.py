@@ -39,7 +39,10 @@ def run_predict(args: argparse.Namespace) -> int:
     recognizer = Recognizer.from_pretrained(args.model, args.revision)
 
     def summary(prediction) -> str:
-        return f"{prediction.digit} ({prediction.confidence:.1%})" + ("  unsure: may not be a digit" if prediction.unsure else "")
+        answer = f"{prediction.digit} ({prediction.confidence:.1%})"
+        if prediction.several_digits:
+            return answer + "  unsure: looks like several digits (read a number with: python -m hdr read)"
+        return answer + ("  unsure: may not be a digit" if prediction.unsure else "")
 
     return report_each(args.images, recognizer.predict, summary, args.json)
 

@@ -8,7 +8,7 @@ import torch
 
 from hdr import mnist
 from hdr.plots import confusion_matrix_figure
-from hdr.preprocess import InvalidImageError
+from hdr.preprocess import InvalidImageError, preprocess
 from hdr.recognizer import Recognizer
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -31,14 +31,14 @@ def evaluate_folder(recognizer: Recognizer, folder: Path, figure: Path) -> dict:
         raise SystemExit(f"no labelled images under {folder} (expected {folder}/<digit>/*.png)")
     predictions, labels, unreadable = [], [], 0
     for start in range(0, len(files), BATCH_SIZE):
-        inputs, batch_labels = [], []
+        prepared, batch_labels = [], []
         for path in files[start:start + BATCH_SIZE]:
             try:
-                inputs.append(recognizer.prepare(path))
+                prepared.append(preprocess(path))
                 batch_labels.append(int(path.parent.name))
             except InvalidImageError:
                 unreadable += 1
-        predictions += recognizer.classify(inputs)
+        predictions += recognizer.classify_prepared(prepared)
         labels += batch_labels
     return report(str(folder), predictions, labels, unreadable, figure)
 

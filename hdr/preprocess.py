@@ -41,6 +41,7 @@ THIN_STROKE, FAT_STROKE = 1.9, 4.4  # strokes outside this range are re-stroked 
 CROP_WORKING_SIDE = 160  # the ink crop is resampled to about this size for stroke-width work
 FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak ink signal
 LINE_COVERAGE = 0.8  # a ruled line is inked along at least this fraction of the image
+SOLID_INK = 0.5  # ink counted when telling pieces apart (a faint ruled line left under a number would join them)
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 NO_INK = "No ink found: the image looks empty. Write or draw a digit with clear contrast."
 
@@ -59,6 +60,7 @@ class Preprocessed:
 
     model_input: np.ndarray  # 28×28 float32 in [0, 1], ink high
     ink_box: Box  # in source pixels
+    several_digits: bool = False  # the ink stands in separate pieces side by side (see :func:`ink_columns`)
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -416,6 +418,30 @@ def _remove_specks(mask: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
+def ink_columns(ink: np.ndarray) -> int:
+    """How many pieces of ink stand side by side: 1 for a digit, more for a number or a digit beside a stray mark.
+
+    Only pieces at least 15% of the largest one's area and 40% of the ink's height count (a detached bar or a
+    dot does not); pieces overlapping horizontally by more than 20% of the narrower one stand in one column.
+    """
+    mask = ink > SOLID_INK
+    labels, count = ndi.label(mask, structure=np.ones((3, 3)))
+    if count < 2:
+        return count
+    areas = np.bincount(labels.ravel())[1:]
+    rows = np.flatnonzero(mask.any(axis=1))
+    ink_height = rows[-1] - rows[0] + 1
+    spans = sorted((box[1].start, box[1].stop) for area, box in zip(areas, ndi.find_objects(labels))
+                   if area >= 0.15 * areas.max() and box[0].stop - box[0].start >= 0.4 * ink_height)
+    columns: list[list[int]] = []
+    for left, right in spans:
+        if columns and columns[-1][1] - left > 0.2 * min(right - left, columns[-1][1] - columns[-1][0]):
+            columns[-1][1] = max(columns[-1][1], right)
+        else:
+            columns.append([left, right])
+    return len(columns)
+
+
 # ------------------------------------------------------------------------------------- model input
 
 
@@ -550,7 +576,8 @@ def working_copy(image: Image.Image, max_side: int = WORKING_MAX_SIDE) -> Image.
 
 
 def preprocess(source) -> Preprocessed:
-    """``source`` (anything :func:`load_image` takes) → the model input and the ink box in source pixels."""
+    """``source`` (anything :func:`load_image` takes) → the model input, the ink box in source pixels, and
+    whether the ink looks like several digits side by side."""
     image, (source_width, source_height) = _open(source, draft_side=WORKING_MAX_SIDE)
     ink, region = find_ink(image)
     box = ink_bounding_box(ink)
@@ -566,7 +593,7 @@ def preprocess(source) -> Preprocessed:
         min(source_width, math.ceil(right * to_source_x)),
         min(source_height, math.ceil(bottom * to_source_y)),
     )
-    return Preprocessed(model_input, ink_box)
+    return Preprocessed(model_input, ink_box, several_digits=ink_columns(ink) >= 2)
 
 
 def to_image_box(box: Box, ink_shape: tuple[int, int], region: Box) -> tuple[float, float, float, float]:

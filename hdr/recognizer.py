@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from hdr import reader
 from hdr.hub import ModelSource, load_model
 from hdr.line_model import LineNet
 from hdr.model import DigitNet
-from hdr.preprocess import preprocess
+from hdr.preprocess import Preprocessed, preprocess
 
 
 @dataclass
@@ -21,7 +21,8 @@ class Prediction:
 
     ``digit`` is always the most likely digit; ``unsure`` is set when the calibrated confidence is
     below the model's ``min_confidence`` or the image looks too little like any digit (its evidence is below
-    ``min_evidence``): it may not be a digit at all.
+    ``min_evidence``): it may not be a digit at all. It is also set with ``several_digits`` when the ink stands
+    in separate pieces side by side, like a number (read those with :meth:`Recognizer.read`).
     """
 
     digit: int
@@ -29,6 +30,7 @@ class Prediction:
     probabilities: list[float]
     unsure: bool
     model_input: np.ndarray
+    several_digits: bool = False
 
     def top(self, k: int = 3) -> list[tuple[int, float]]:
         """The ``k`` most likely digits with their probabilities, most likely first."""
@@ -42,6 +44,7 @@ class Prediction:
             "confidence": round(self.confidence, 6),
             "probabilities": [round(p, 6) for p in self.probabilities],
             "unsure": self.unsure,
+            "several_digits": self.several_digits,
         }
 
 
@@ -85,9 +88,11 @@ class Recognizer:
             predictions.append(Prediction(digit, float(row[digit]), row.astype(float).tolist(), flagged, model_input))
         return predictions
 
-    def prepare(self, image) -> np.ndarray:
-        """The 28×28 model input for one image (raises ``InvalidImageError`` / ``BlankImageError``)."""
-        return preprocess(image).model_input
+    def classify_prepared(self, prepared: Sequence[Preprocessed]) -> list[Prediction]:
+        """Classify preprocessed images in one model call; those that look like several digits are flagged unsure."""
+        predictions = self.classify([item.model_input for item in prepared])
+        return [replace(prediction, unsure=True, several_digits=True) if item.several_digits else prediction
+                for item, prediction in zip(prepared, predictions)]
 
     def predict(self, image) -> Prediction:
         """Read one digit from a path, bytes, a PIL image or a uint8 array (H×W, H×W×3, H×W×4).
@@ -99,7 +104,7 @@ class Recognizer:
 
     def predict_batch(self, images: Sequence) -> list[Prediction]:
         """Read one digit from each image; the model runs once for the whole batch."""
-        return self.classify([self.prepare(image) for image in images])
+        return self.classify_prepared([preprocess(image) for image in images])
 
     def read(self, image) -> reader.Reading:
         """Read a whole number (digits, separators ``. , -``, spaces between groups) from one image."""

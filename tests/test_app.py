@@ -193,6 +193,14 @@ def test_a_written_number_is_read_whole(client, recognizer, files):
     assert [digit["box"][0] for digit in answer["digits"]] == sorted(d["box"][0] for d in answer["digits"])
 
 
+def test_a_number_sent_as_one_digit_gets_no_digit_but_a_pointer_to_number_reading(app, client, recognizer, files):
+    answer = client.predict(handle_file(str(files["number"])), api_name="/predict")
+    assert answer["unsure"] and answer["several_digits"]
+    assert "several digits" in answer["message"] and "Number tab" in answer["message"]
+    assert_same_answer(answer, recognizer.predict(files["number"]))
+    assert post(app.url, files["number"].read_bytes()) == (200, answer)
+
+
 def test_a_batch_of_numbers_gives_one_row_per_file_in_order_with_errors_in_their_rows(client, recognizer, files):
     names = ["number", "not_image", "blank_paper", "paper7"]
     rows = client.predict([handle_file(str(files[name])) for name in names], api_name="/read_batch")

@@ -67,6 +67,22 @@ def test_broken_five_is_one_digit(recognizer, pool):
     assert reading.text == "35"
 
 
+@pytest.mark.parametrize("subset", ["spaced", "tight", "separators", "photo", "sketch"])
+def test_a_number_given_to_predict_is_flagged_as_several_digits(recognizer, pool, subset):
+    """The single-digit route does not answer a confident digit for a whole number."""
+    prediction = recognizer.predict(render_number("4096", subset, 3, pool).image)
+    assert prediction.several_digits and prediction.unsure
+    assert prediction.to_dict()["several_digits"] is True
+
+
+def test_single_digits_are_not_taken_for_several(recognizer, mnist_test):
+    """Digits in one piece, or with a detached bar or a loose end above or below, are one digit."""
+    images, labels = mnist_test
+    predictions = recognizer.predict_batch([255 - image for image in images[:300]])
+    assert not any(p.several_digits for p in predictions)
+    assert sum(p.digit == label for p, label in zip(predictions, labels[:300])) >= 297
+
+
 @pytest.mark.parametrize("text", ["12.50", "1,234", "07-42", "75 008"])
 def test_separators_and_groups(recognizer, pool, text):
     assert_reads(recognizer, render_number(text, "separators", 3, pool))
@@ -205,6 +221,7 @@ def test_benchmark_beats_the_connected_components_baseline_and_writes_json(tmp_p
     assert overall["n"] == 24 and overall["exact"] > overall["baseline_exact"]
     assert 0 <= overall["flagged"] <= 1 and overall["by_confidence"][0]["at_least"] == 0.5
     assert report["results"]["touching"]["baseline_exact"] < 0.5  # connected components cannot split touching ink
+    assert report["results"]["spaced"]["several_digits"] == 1  # the one-digit route never answers a spaced number
 
 
 def test_cli_read(tmp_path, pool):

@@ -57,4 +57,5 @@ def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
     assert transparent["hdr_accuracy"] >= 0.9
     assert transparent["naive_accuracy"] <= 0.3, "a naive grayscale of a transparent layer is all black"
     assert report["kinds"]["small"]["hdr_accuracy"] >= 0.9
+    assert transparent["several_digits"] <= 1  # single digits are not taken for numbers
     assert 0 <= report["non_digits"]["flagged_rate"] <= 1 and report["non_digits"]["n"] >= 12

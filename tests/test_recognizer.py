@@ -55,8 +55,8 @@ def test_prediction_fields_are_consistent(recognizer, mnist_test):
     assert prediction.confidence == max(prediction.probabilities)
     assert prediction.top(3)[0] == (prediction.digit, prediction.confidence)
     assert prediction.model_input.shape == (28, 28)
-    assert not prediction.unsure
-    assert set(prediction.to_dict()) == {"digit", "confidence", "probabilities", "unsure"}
+    assert not prediction.unsure and not prediction.several_digits
+    assert set(prediction.to_dict()) == {"digit", "confidence", "probabilities", "unsure", "several_digits"}
 
 
 def test_batch_matches_single_predictions(recognizer, mnist_test):
