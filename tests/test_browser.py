@@ -1,7 +1,8 @@
 """The app in a real browser (headless Debian Chromium driven by Playwright).
 
 A digit is drawn on the sketchpad with mouse strokes, submitted, and the label must show it — at a
-desktop size and at a phone size, where the canvas and the button must also fit the screen. Files of
+desktop size and at a phone size, where the canvas and the button must also fit the screen; two digits drawn
+side by side must get no digit but a pointer to the Number tab. Files of
 written numbers are uploaded to the Batch tab, and its table must show each number.
 Set ``HDR_SCREENSHOT_DIR=docs`` to (re)write the README screenshots while the tests run.
 """
@@ -72,13 +73,15 @@ def drawing_area(page, app_url: str) -> tuple[float, float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, side
 
 
-def draw_digit(page, app_url: str, digit: int) -> None:
-    """Select the brush and draw ``digit`` with mouse strokes over the middle 75% of the drawing area."""
+def draw_digit(page, app_url: str, digit: int, width: float = 0.75, shift: float = 0.0) -> None:
+    """Select the brush and draw ``digit`` with mouse strokes, ``width`` of the drawing area wide and tall (the
+    middle 75% by default), its centre ``shift`` times the area's side right of the area's centre."""
     brush = page.locator("#sketch button[aria-label='Brush']")
     if brush.count():
         brush.click()
     cx, cy, side = drawing_area(page, app_url)
-    size = 0.75 * side
+    size = width * side
+    cx += shift * side
     for stroke in STROKES[digit]:
         points = [(cx + (x - 0.5) * size, cy + (y - 0.5) * size) for x, y in stroke]
         page.mouse.move(*points[0])
@@ -138,6 +141,17 @@ def test_a_digit_drawn_with_the_mouse_is_recognised(browser, app_url, digit):
     assert_recognised(page, digit)
     if digit == 7:
         save_screenshot(page, "screenshot.png")
+    page.context.close()
+
+
+def test_two_digits_drawn_side_by_side_get_no_digit_but_a_pointer_to_the_number_tab(browser, app_url):
+    page = open_app(browser, app_url, viewport=DESKTOP)
+    draw_digit(page, app_url, 4, width=0.4, shift=-0.22)
+    draw_digit(page, app_url, 7, width=0.4, shift=0.22)
+    page.locator("#sketch-submit").click()
+    sync_api.expect(page.locator("#sketch-status")).to_contain_text("several digits", timeout=60_000)
+    sync_api.expect(page.locator("#sketch-status")).to_contain_text("Number tab")
+    sync_api.expect(page.locator("#label")).to_contain_text("Not sure")
     page.context.close()
 
 
