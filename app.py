@@ -96,10 +96,10 @@ def describe(prediction: Prediction) -> str:
     """A sentence for people: the digit and how sure the model is, or why it is not sure."""
     if not prediction.unsure:
         return f"Looks like a {prediction.digit} ({prediction.confidence:.1%} sure)."
-    if prediction.several_digits:
-        return ("This looks like several digits side by side, so there is no answer for one digit. "
-                "To read a whole number, use the Number tab (API: /read).")
     guesses = ", ".join(f"{digit} ({probability:.0%})" for digit, probability in prediction.top(3))
+    if prediction.several_digits:
+        return ("This looks like several digits side by side, so there is no answer for one digit "
+                f"(best guesses, read as one: {guesses}). To read a whole number, use the Number tab (API: /read).")
     return ("This does not look like a clear digit, so there is no answer. "
             f"Best guesses: {guesses}. Try one digit, large and centred.")
 
