@@ -8,8 +8,8 @@ Exact match compares the whole text (digits, separators, spaces); digit accuracy
 (an unreadable image counts as flagged), next to the exact match of the others; overall, the exact match
 of the readings whose confidence reaches a few thresholds says how far ``Reading.confidence`` can be
 trusted. "Several" is the share of images that the one-digit route (``predict``) takes for several digits
-instead of answering one digit. The baseline classifies each connected component left to right (no merging, splitting or
-separators). Prints a table, writes ``bench/results/read.json``.
+instead of answering one digit. The baseline classifies each connected component left to right (no merging,
+splitting or separators). Prints a table, writes ``bench/results/read.json``.
 """
 from __future__ import annotations
 

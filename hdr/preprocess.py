@@ -11,7 +11,7 @@ The pipeline, one function per step:
 * :func:`to_model_input` — crop to the ink, normalise the stroke width, fit the longer side in
   20 px keeping the aspect ratio (anti-aliased) and centre the centre of mass in 28×28, as MNIST does.
 * :func:`preprocess` — all of the above on a downscaled working copy (for speed), plus the ink box
-  in source pixels.
+  in source pixels and whether the ink stands in pieces side by side like a number (:func:`ink_columns`).
 """
 from __future__ import annotations
 
