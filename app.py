@@ -61,6 +61,7 @@ REST_PATH = "/api/v1/predict"
 REST_BATCH_SIZE = 64  # requests of the REST route that share one model call...
 REST_BATCH_WAIT = 0.005  # ...waiting at most this long (s) for each other
 MAX_BATCH_FILES = 500  # files read per batch request; the rest are reported as skipped
+SKIPPED = f"Skipped: at most {MAX_BATCH_FILES} files per batch."
 CANVAS_SIZE = (360, 360)
 NUMBER_CANVAS_SIZE = (720, 240)
 BRUSH_RADIUS = 12  # px on the canvas; a digit drawn across most of it gets MNIST-like stroke widths
@@ -262,7 +263,7 @@ class DigitApp:
         """/predict_batch: many files → one row per file (file, digit, confidence, unsure, message)."""
         paths = list(images or [])
         analyses = self.analyse(paths[:MAX_BATCH_FILES])
-        analyses += [Analysis(f"Skipped: at most {MAX_BATCH_FILES} files per batch.")] * len(paths[MAX_BATCH_FILES:])
+        analyses += [Analysis(SKIPPED)] * len(paths[MAX_BATCH_FILES:])
         return [{"file": Path(path).name, **analysis.to_dict()} for path, analysis in zip(paths, analyses)]
 
     def api_read(self, image: list[str | None]) -> tuple[list[dict]]:
@@ -275,7 +276,7 @@ class DigitApp:
         kept, readings = paths[:MAX_BATCH_FILES], []
         for first in range(0, len(kept), MAX_BATCH_SIZE):  # in groups: a blank image slows only its own group
             readings += [reading for _, reading in self.read_numbers(kept[first : first + MAX_BATCH_SIZE])]
-        readings += [f"Skipped: at most {MAX_BATCH_FILES} files per batch."] * len(paths[MAX_BATCH_FILES:])
+        readings += [SKIPPED] * len(paths[MAX_BATCH_FILES:])
         return [{"file": Path(path).name, **reading_dict(reading)} for path, reading in zip(paths, readings)]
 
     def api_feedback(self, image: str | None, correct_digit: float | None) -> dict:
