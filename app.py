@@ -343,6 +343,8 @@ class DigitApp:
         """Store a correction; return whether it was saved and what happened, for people."""
         if analysis.prediction is None:
             return False, f"Nothing to correct yet: {analysis.message}"
+        if analysis.prediction.several_digits:  # its 28×28 input squeezes several digits: no use for fine-tuning
+            return False, "This looks like several digits; corrections are kept for images of one digit."
         try:
             digit = int(correct_digit)
         except (TypeError, ValueError):

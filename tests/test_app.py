@@ -379,11 +379,14 @@ def test_a_correction_is_stored_and_the_training_data_includes_it(client, feedba
     assert np.array_equal(train_labels[50:].numpy(), np.tile(labels, 3))
 
 
-def test_a_correction_without_a_prediction_or_digit_is_refused(client, feedback_dir, files):
+def test_a_correction_without_a_prediction_or_digit_or_of_several_digits_is_refused(client, feedback_dir, files):
     assert not client.predict(handle_file(str(files["empty"])), 5, api_name="/feedback")["saved"]
     answer = client.predict(handle_file(str(files["paper7"])), 11, api_name="/feedback")
     assert not answer["saved"] and "0–9" in answer["message"]
     assert not (feedback_dir / "7").exists()
+    answer = client.predict(handle_file(str(files["number"])), 2, api_name="/feedback")  # "2026" is no digit 2
+    assert not answer["saved"] and "several digits" in answer["message"]
+    assert not (feedback_dir / "2").exists()
 
 
 def test_fine_tuning_starts_from_the_served_weights(recognizer):
