@@ -419,7 +419,8 @@ def _remove_specks(mask: np.ndarray) -> np.ndarray:
 
 
 def ink_columns(ink: np.ndarray) -> int:
-    """How many pieces of ink stand side by side: 1 for a digit, more for a number or a digit beside a stray mark.
+    """How many pieces of ink stand side by side: 1 for a digit, more for a number or a digit beside a stray mark
+    (0 when no ink is above ``SOLID_INK``).
 
     Only pieces at least 15% of the largest one's area and 40% of the ink's height count (a detached bar or a
     dot does not); pieces overlapping horizontally by more than 20% of the narrower one stand in one column.
