@@ -1,8 +1,9 @@
-"""Command line: ``python -m hdr predict|evaluate|push|read ...``."""
+"""Command line: ``python -m hdr predict|evaluate|push|read|ensemble ...``."""
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -93,6 +94,34 @@ def add_push_command(commands) -> None:
     push.set_defaults(handler=run_push)
 
 
+def add_ensemble_command(commands) -> None:
+    """``ensemble RUN... --output DIR``: combine training runs of one recipe into one calibrated model."""
+
+    def run_ensemble(args: argparse.Namespace) -> int:
+        from hdr.ensemble import build_ensemble
+        from hdr.hub import ModelLoadError
+
+        command = "python -m hdr " + shlex.join(sys.argv[1:])
+        try:
+            metrics = build_ensemble([Path(run) for run in args.runs], Path(args.output), args.data_root,
+                                     args.escalate_below, command)
+        except (OSError, ValueError, ModelLoadError) as error:  # missing files, runs that do not fit together
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"{len(args.runs)} members → {args.output}: MNIST test accuracy {metrics['mnist_test_accuracy']:.2%} "
+              f"(validation {metrics['mnist_val_accuracy']:.2%}), "
+              f"{metrics['mnist_test_share_read_by_all_members']:.1%} of the test digits read by all members")
+        return 0
+
+    ensemble = commands.add_parser("ensemble", help="combine digit-model training runs (other seeds) into one model")
+    ensemble.add_argument("runs", nargs="+", help="run folders of train.py (each with model/ and version_*/)")
+    ensemble.add_argument("--output", required=True, help="where the ensemble model folder is written")
+    ensemble.add_argument("--data-root", default="../shared/data", help="MNIST root (torchvision layout)")
+    ensemble.add_argument("--escalate-below", type=float, default=0.999,
+                          help="consult all members when the first one's top probability is below this (default 0.999)")
+    ensemble.set_defaults(handler=run_ensemble)
+
+
 def add_read_command(commands) -> None:
     """``read IMAGE... [--json]``: read a whole number from each image."""
 
@@ -133,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=run_evaluate)
     add_push_command(commands)
     add_read_command(commands)
+    add_ensemble_command(commands)
     return parser
 
 

@@ -36,15 +36,24 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     module = DigitClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
-    trained = module.net.float().eval()
+    learning_curves_figure({"": Path(log_dir) / "metrics.csv"}, output / "learning_curves.png")
+    return calibrate_and_save(module.net.float(), datamodule, output, command, training_seconds,
+                              Path(log_dir) / "config.yaml", module.hparams.get("init_from"))
 
+
+def calibrate_and_save(trained: DigitNet, datamodule, output: Path, command: str, training_seconds: float,
+                       config_file: Path, init_from: str | None, card_values: dict | None = None) -> dict:
+    """Fit the temperature and the unsure thresholds of a trained digit model on the validation split, measure it on
+    the test split, and save it with its confusion matrix and model card to ``output``; return the metrics."""
+    trained.load_state_dict(trained.stored_state())  # measure the weights exactly as they are saved
     val_logits, val_labels = collect_logits(trained, datamodule.val_dataloader())
     temperature = fit_temperature(val_logits, val_labels)
     val_probabilities = calibrated_probabilities(val_logits, temperature)
     min_confidence = float(val_probabilities.max(-1).values.quantile(UNSURE_RATE_ON_VALIDATION))
     min_evidence = float(evidence(val_logits, temperature).quantile(UNSURE_RATE_ON_VALIDATION))
 
-    net = DigitNet(widths=module.hparams.widths, dropout=module.hparams.dropout, temperature=round(temperature, 4),
+    net = DigitNet(widths=trained.widths, dropout=trained.dropout, members=len(trained.members),
+                   escalate_below=trained.escalate_below, temperature=round(temperature, 4),
                    min_confidence=round(min_confidence, 4), min_evidence=round(min_evidence, 4))
     net.load_state_dict(trained.state_dict())
     net.eval()
@@ -67,23 +76,36 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
         "mnist_val_flagged_unsure": round(float(net.is_unsure(val_logits, val_probabilities).float().mean()), 5),
         "training_seconds": round(training_seconds, 1),
     }
-    learning_curves_figure(Path(log_dir) / "metrics.csv", output / "learning_curves.png")
+    if len(net.members) > 1:
+        metrics["mnist_test_share_read_by_all_members"] = round(escalated_share(net, datamodule.test_dataloader()), 5)
     table = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
     table["mnist_test_per_class_accuracy"] = ", ".join(
         f"{digit}: {value:.2%}" for digit, value in metrics["mnist_test_per_class_accuracy"].items())
-    save_model_folder(net, output, metrics, log_dir, command, module.hparams.get("init_from"), card_values={
+    save_model_folder(net, output, metrics, config_file, command, init_from, card_values={
         "metrics": table, "val_size": datamodule.hparams.val_size,
         "temperature": metrics["temperature"], "min_confidence": metrics["min_confidence"],
-        "min_evidence": metrics["min_evidence"], "unsure_rate": f"{UNSURE_RATE_ON_VALIDATION:.1%}"})
+        "min_evidence": metrics["min_evidence"], "unsure_rate": f"{UNSURE_RATE_ON_VALIDATION:.1%}",
+        "ensemble_size": len(net.members), **(card_values or {})})
     return metrics
 
 
-def save_model_folder(net: torch.nn.Module, output: Path, metrics: dict, log_dir: str, command: str,
+def escalated_share(net: DigitNet, loader) -> float:
+    """The share of a loader's images that an ensemble passes to all its members (see :meth:`DigitNet.forward`)."""
+    sizes = []
+    hook = net.members[-1].register_forward_hook(lambda module, inputs, output: sizes.append(len(output)))
+    try:
+        collect_logits(net, loader)
+    finally:
+        hook.remove()
+    return sum(sizes) / len(loader.dataset)
+
+
+def save_model_folder(net: torch.nn.Module, output: Path, metrics: dict, config_file: Path, command: str,
                       init_from: str | None, card_values: dict | None = None) -> None:
-    """Write ``train_config.yaml`` (the run's config), ``metrics.json``, the weights and a model card filled with
-    the parameter count, the metrics, the training time (of this run; ``init_from`` names the model it started
-    from, if any), the hardware, the command and the config (plus ``card_values``, which override these)."""
-    config_file = Path(log_dir) / "config.yaml"
+    """Write ``train_config.yaml`` (a copy of ``config_file``, the run's config), ``metrics.json``, the weights and a
+    model card filled with the parameter count, the metrics, the training time (of this run; ``init_from`` names the
+    model it started from, if any), the hardware, the command and the config (plus ``card_values``, which override
+    these)."""
     if config_file.exists():
         shutil.copy(config_file, output / "train_config.yaml")
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -133,5 +155,5 @@ def export_line_model(checkpoint: str, datamodule, output_dir: str, command: str
         "min_confidence": round(min_confidence, 4),
         "training_seconds": round(training_seconds, 1),
     }
-    save_model_folder(net, output, metrics, log_dir, command, module.hparams.get("init_from"))
+    save_model_folder(net, output, metrics, Path(log_dir) / "config.yaml", command, module.hparams.get("init_from"))
     return metrics

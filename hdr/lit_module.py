@@ -19,8 +19,10 @@ class DigitClassifier(L.LightningModule):
         lr: peak learning rate of the one-cycle schedule.
         weight_decay: AdamW weight decay.
         label_smoothing: cross-entropy label smoothing.
+        members: networks in the model (more than one: an ensemble, trained on the mean of their logits).
         init_from: start from the weights of this model (a model folder or hub repo id) instead of
-            random ones, e.g. to fine-tune the shipped model on user feedback; ``widths`` must match.
+            random ones, e.g. to fine-tune the shipped model on user feedback; ``widths`` and ``members`` must
+            match, and an ensemble keeps its ``escalate_below`` (see :meth:`DigitNet.forward`).
     """
 
     def __init__(
@@ -30,11 +32,12 @@ class DigitClassifier(L.LightningModule):
         lr: float = 3e-3,
         weight_decay: float = 5e-4,
         label_smoothing: float = 0.0,
+        members: int = 1,
         init_from: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.net = DigitNet(widths=widths, dropout=dropout).to(memory_format=torch.channels_last)
+        self.net = DigitNet(widths=widths, dropout=dropout, members=members).to(memory_format=torch.channels_last)
         if init_from:
             self._load_initial_weights(init_from)
         self.train_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
@@ -46,7 +49,9 @@ class DigitClassifier(L.LightningModule):
         try:
             self.net.load_state_dict(pretrained.state_dict())
         except RuntimeError as error:
-            raise ValueError(f"init_from {source!r} does not match model.widths={self.hparams.widths}") from error
+            raise ValueError(f"init_from {source!r} does not match model.widths={self.hparams.widths} "
+                             f"and model.members={self.hparams.members}") from error
+        self.net.escalate_below = pretrained.escalate_below
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

@@ -7,12 +7,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hdr.model import DigitNet
+
 DISPLAY_SIZE = 224  # 28 × 8: every model pixel becomes an 8×8 block
 
 
-def integrated_gradients(model: torch.nn.Module, model_inputs: Sequence[np.ndarray], targets: Sequence[int],
+def integrated_gradients(model: DigitNet, model_inputs: Sequence[np.ndarray], targets: Sequence[int],
                          steps: int = 16) -> np.ndarray:
     """Integrated gradients (Sundararajan et al. 2017) of each target logit, from a blank baseline.
+
+    The logits explained are the mean over all of the model's members (:meth:`DigitNet.mean_logits`): an ensemble
+    answers sure images with its first member alone, and integrated gradients need one smooth function.
 
     ``model_inputs`` are 28×28 arrays in [0, 1] (ink high); returns an N×28×28 float32 array whose
     positive values mark ink that speaks for the target digit and negative values ink that speaks
@@ -27,7 +32,7 @@ def integrated_gradients(model: torch.nn.Module, model_inputs: Sequence[np.ndarr
     path.requires_grad_(True)
     target_index = torch.tensor(list(targets)).repeat(steps)
     with torch.enable_grad():
-        logits = model(path)
+        logits = model.mean_logits(path)
         chosen = logits.gather(1, target_index.unsqueeze(1)).sum()
         (gradients,) = torch.autograd.grad(chosen, path)  # no parameter .grad is touched
     mean_gradient = gradients.reshape(steps, *images.shape).mean(0)

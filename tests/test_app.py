@@ -390,19 +390,21 @@ def test_a_correction_without_a_prediction_or_digit_or_of_several_digits_is_refu
 
 
 def test_fine_tuning_starts_from_the_served_weights(recognizer):
-    widths = json.loads((MODEL / "config.json").read_text())["widths"]
-    module = DigitClassifier(widths=widths, init_from=str(MODEL))
+    config = json.loads((MODEL / "config.json").read_text())
+    module = DigitClassifier(widths=config["widths"], members=config["members"], init_from=str(MODEL))
     for name, value in recognizer.model.state_dict().items():
         assert torch.equal(module.net.state_dict()[name], value), name
     with pytest.raises(ValueError, match="does not match"):
         DigitClassifier(widths=[8, 16], init_from=str(MODEL))
+    with pytest.raises(ValueError, match="does not match"):
+        DigitClassifier(widths=config["widths"], members=1, init_from=str(MODEL))
 
 
 def test_the_fine_tuning_config_fits_the_shipped_model():
     model = yaml.safe_load((APP.parent / "configs" / "finetune.yaml").read_text())["model"]["init_args"]
     shipped = json.loads((SHIPPED_MODEL / "config.json").read_text())
     assert (APP.parent / model["init_from"]).resolve() == SHIPPED_MODEL.resolve()
-    assert model["widths"] == shipped["widths"]
+    assert (model["widths"], model["members"]) == (shipped["widths"], shipped["members"])
 
 
 # ----- the README ------------------------------------------------------------------------------------------
