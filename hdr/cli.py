@@ -117,8 +117,8 @@ def add_ensemble_command(commands) -> None:
     ensemble.add_argument("runs", nargs="+", help="run folders of train.py (each with model/ and version_*/)")
     ensemble.add_argument("--output", required=True, help="where the ensemble model folder is written")
     ensemble.add_argument("--data-root", default="../shared/data", help="MNIST root (torchvision layout)")
-    ensemble.add_argument("--escalate-below", type=float, default=0.999,
-                          help="consult all members when the first one's top probability is below this (default 0.999)")
+    ensemble.add_argument("--escalate-below", type=float, default=0.99,
+                          help="consult all members when the first one's top probability is below this (default 0.99)")
     ensemble.set_defaults(handler=run_ensemble)
 
 

@@ -71,7 +71,7 @@ def test_the_ensemble_command_combines_runs_into_one_calibrated_model_with_its_c
 
     config = json.loads((output / "config.json").read_text())
     metrics = json.loads((output / "metrics.json").read_text())
-    assert config["members"] == 2 and config["escalate_below"] == 0.999 and config["widths"] == [8, 16]
+    assert config["members"] == 2 and config["escalate_below"] == 0.99 and config["widths"] == [8, 16]
     assert config["temperature"] == metrics["temperature"] and config["min_evidence"] == metrics["min_evidence"]
     assert [member["seed"] for member in metrics["members"]] == [0, 1]
     assert 0 < metrics["mnist_test_share_read_by_all_members"] <= 1
