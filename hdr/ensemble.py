@@ -68,9 +68,5 @@ def build_ensemble(runs: list[Path], output: Path, data_root: str, escalate_belo
                            output / "learning_curves.png")
     data = MNISTDataModule(data_root=data_root, download=False, **split)
     data.setup("fit")
-    metrics = calibrate_and_save(net, data, output, command, sum(m["training_seconds"] for m in members),
-                                 runs[0] / "model" / "train_config.yaml", init_from=None,
-                                 card_values={"members": members, "escalate_below": escalate_below})
-    metrics["members"] = members
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    return calibrate_and_save(net, data, output, command, sum(m["training_seconds"] for m in members),
+                              runs[0] / "model" / "train_config.yaml", init_from=None, members=members)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +44,10 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
 
 
 def calibrate_and_save(trained: DigitNet, datamodule, output: Path, command: str, training_seconds: float,
-                       config_file: Path, init_from: str | None, card_values: dict | None = None) -> dict:
+                       config_file: Path, init_from: str | None, members: list[dict] | None = None) -> dict:
     """Fit the temperature and the unsure thresholds of a trained digit model on the validation split, measure it on
-    the test split, and save it with its confusion matrix and model card to ``output``; return the metrics."""
+    the test split, and save it with its confusion matrix and model card to ``output``; return the metrics.
+    ``members`` describes the runs an ensemble was built from (see :mod:`hdr.ensemble`), for the card and metrics."""
     trained.load_state_dict(trained.stored_state())  # measure the weights exactly as they are saved
     val_logits, val_labels = collect_logits(trained, datamodule.val_dataloader())
     temperature = fit_temperature(val_logits, val_labels)
@@ -58,7 +61,8 @@ def calibrate_and_save(trained: DigitNet, datamodule, output: Path, command: str
     net.load_state_dict(trained.state_dict())
     net.eval()
 
-    test_logits, test_labels = collect_logits(net, datamodule.test_dataloader())
+    with batch_sizes_seen(net.members[-1]) as sizes:  # the last member sees the images an ensemble escalates
+        test_logits, test_labels = collect_logits(net, datamodule.test_dataloader())
     test_probabilities = net.calibrated_probabilities(test_logits)
     predictions = test_probabilities.argmax(-1)
     matrix = confusion_matrix_figure(test_probabilities, test_labels, output / "confusion_matrix.png")
@@ -77,27 +81,29 @@ def calibrate_and_save(trained: DigitNet, datamodule, output: Path, command: str
         "training_seconds": round(training_seconds, 1),
     }
     if len(net.members) > 1:
-        metrics["mnist_test_share_read_by_all_members"] = round(escalated_share(net, datamodule.test_dataloader()), 5)
+        metrics["mnist_test_share_read_by_all_members"] = round(sum(sizes) / len(test_labels), 5)
     table = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
     table["mnist_test_per_class_accuracy"] = ", ".join(
         f"{digit}: {value:.2%}" for digit, value in metrics["mnist_test_per_class_accuracy"].items())
+    if members:
+        metrics["members"] = members
     save_model_folder(net, output, metrics, config_file, command, init_from, card_values={
         "metrics": table, "val_size": datamodule.hparams.val_size,
         "temperature": metrics["temperature"], "min_confidence": metrics["min_confidence"],
         "min_evidence": metrics["min_evidence"], "unsure_rate": f"{UNSURE_RATE_ON_VALIDATION:.1%}",
-        "ensemble_size": len(net.members), **(card_values or {})})
+        "ensemble_size": len(net.members), "escalate_below": net.escalate_below, "members": members})
     return metrics
 
 
-def escalated_share(net: DigitNet, loader) -> float:
-    """The share of a loader's images that an ensemble passes to all its members (see :meth:`DigitNet.forward`)."""
-    sizes = []
-    hook = net.members[-1].register_forward_hook(lambda module, inputs, output: sizes.append(len(output)))
+@contextmanager
+def batch_sizes_seen(module: torch.nn.Module) -> Iterator[list[int]]:
+    """The sizes of the batches ``module`` is called with inside the ``with`` block."""
+    sizes: list[int] = []
+    hook = module.register_forward_hook(lambda _, inputs, output: sizes.append(len(output)))
     try:
-        collect_logits(net, loader)
+        yield sizes
     finally:
         hook.remove()
-    return sum(sizes) / len(loader.dataset)
 
 
 def save_model_folder(net: torch.nn.Module, output: Path, metrics: dict, config_file: Path, command: str,
