@@ -2,6 +2,7 @@
 
     python bench/bench_realistic.py                 # shipped model; generates the set if missing
     python bench/bench_realistic.py --model path/to/model_folder --per-kind 100
+    python bench/bench_realistic.py --record        # also adds the figures to the model's metrics.json and card
 
 For every kind of bench/realistic_set.py: hdr accuracy (``preprocess`` + model), the naive baseline
 (grayscale + ``resize((28, 28))``, no inversion, same model), the rate of predictions flagged unsure,
@@ -29,6 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from hdr import Recognizer  # noqa: E402
+from hdr.hub import card_with_metrics  # noqa: E402
 from hdr.preprocess import InvalidImageError, Preprocessed, load_image, preprocess  # noqa: E402
 from non_digits import non_digit_images  # noqa: E402
 from realistic_set import DEFAULT_DATA_ROOT, DEFAULT_OUTPUT, KINDS, generate, render  # noqa: E402
@@ -141,6 +143,24 @@ def print_table(results: dict, non_digits: dict, thresholds: str) -> None:
     print("  " + ", ".join(f"{kind} {rate:.0%}" for kind, rate in non_digits["per_kind"].items()))
 
 
+def record_in_model_folder(folder: Path, report: dict) -> None:
+    """Add the benchmark's figures to a model folder's ``metrics.json`` and to its card's metrics table."""
+    accuracies = {kind: row["hdr_accuracy"] for kind, row in report["kinds"].items()}
+    per_kind = next(iter(report["kinds"].values()))["n"]
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics.update({
+        "realistic_accuracy_mean": round(sum(accuracies.values()) / len(accuracies), 4),
+        "realistic_accuracy_min": min(accuracies.values()),
+        "realistic_not_a_digit_flagged": report["non_digits"]["flagged_rate"],
+        "realistic_benchmark": f"python bench/bench_realistic.py ({per_kind} per kind, {len(accuracies)} kinds, "
+                               + ", ".join(f"{kind} {value:.1%}" for kind, value in accuracies.items()) + ")",
+    })
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    card = folder / "README.md"
+    card.write_text(card_with_metrics(card.read_text(), metrics_path))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model folder or hub repo id (default: the shipped model)")
@@ -151,12 +171,16 @@ def main() -> None:
     parser.add_argument("--non-digits-per-shape", type=int, default=40,
                         help="non-digit images per drawn shape (and 5× as many Fashion-MNIST images)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--record", action="store_true",
+                        help="add the figures to the model folder's metrics.json and model card (not for hub models)")
     arguments = parser.parse_args()
 
     missing = [kind for kind in arguments.kinds if not labelled_files(arguments.data / kind)]
     if missing:
         generate(arguments.data, arguments.data_root, arguments.per_kind, missing)
     recognizer = Recognizer.from_pretrained(arguments.model)
+    if arguments.record and recognizer.source.kind == "hub":
+        parser.error("--record writes into a model folder: pass a local folder or the shipped model, not a hub repo")
     results = {}
     for kind in arguments.kinds:
         results[kind] = evaluate_kind(recognizer, labelled_files(arguments.data / kind))
@@ -180,6 +204,9 @@ def main() -> None:
         "speed_4000x3000": speed,
     }
     arguments.output.write_text(json.dumps(report, indent=2) + "\n")
+    if arguments.record:
+        record_in_model_folder(Path(recognizer.source.path), report)
+        print(f"recorded in {recognizer.source.path}/metrics.json and its README.md")
     print(f"\nwrote {arguments.output.relative_to(REPO) if arguments.output.is_relative_to(REPO) else arguments.output}")
 
 

@@ -193,7 +193,8 @@ def push_error_message(error: Exception) -> str:
 
 
 def card_with_metrics(card: str, metrics_path: Path) -> str:
-    """The model card with a row added to its metrics table for each scalar metric of ``metrics_path`` it lacks."""
+    """The model card whose metrics table shows each scalar metric of ``metrics_path`` as it is there: rows the
+    table lacks are added, rows with another value are updated."""
     if not metrics_path.is_file():
         return card
     metrics = json.loads(metrics_path.read_text())
@@ -204,10 +205,10 @@ def card_with_metrics(card: str, metrics_path: Path) -> str:
     end = start
     while end + 1 < len(lines) and lines[end + 1].startswith("|"):
         end += 1
-    shown = {line.split("|")[1].strip() for line in lines[start:end + 1]}
-    extra = [f"| {name} | {value} |" for name, value in metrics.items()
-             if name not in shown and isinstance(value, (int, float, str))]
-    lines[end + 1:end + 1] = extra
+    rows = {name: f"| {name} | {value} |" for name, value in metrics.items() if isinstance(value, (int, float, str))}
+    for index in range(start, end + 1):
+        lines[index] = rows.pop(lines[index].split("|")[1].strip(), lines[index])
+    lines[end + 1:end + 1] = rows.values()
     return "\n".join(lines) + "\n"
 
 

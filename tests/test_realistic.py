@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,9 +46,10 @@ def test_generate_writes_a_balanced_image_folder(tmp_path, data_root):
 
 def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
     output = tmp_path / "realistic.json"
+    model = shutil.copytree(REPO / "checkpoints" / "hdr-mnist", tmp_path / "model")  # --record writes into it
     command = [sys.executable, str(REPO / "bench" / "bench_realistic.py"), "--data", str(tmp_path / "set"),
                "--data-root", str(data_root), "--per-kind", "20", "--kinds", "sketch_transparent", "small",
-               "--non-digits-per-shape", "2", "--output", str(output)]
+               "--non-digits-per-shape", "2", "--output", str(output), "--model", str(model), "--record"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert run.returncode == 0, run.stderr
     assert "sketch_transparent" in run.stdout and "Not a digit" in run.stdout
@@ -59,3 +61,10 @@ def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
     assert report["kinds"]["small"]["hdr_accuracy"] >= 0.9
     assert transparent["several_digits"] <= 1  # single digits are not taken for numbers
     assert 0 <= report["non_digits"]["flagged_rate"] <= 1 and report["non_digits"]["n"] >= 12
+
+    # --record: the model's metrics.json and card now carry these figures.
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["realistic_not_a_digit_flagged"] == report["non_digits"]["flagged_rate"]
+    assert metrics["realistic_accuracy_min"] == min(transparent["hdr_accuracy"], report["kinds"]["small"]["hdr_accuracy"])
+    assert "(20 per kind, 2 kinds, sketch_transparent" in metrics["realistic_benchmark"]
+    assert f"| realistic_accuracy_min | {metrics['realistic_accuracy_min']} |" in (model / "README.md").read_text()
