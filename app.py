@@ -96,7 +96,8 @@ class Analysis:
 def describe(prediction: Prediction) -> str:
     """A sentence for people: the digit and how sure the model is, or why it is not sure."""
     if not prediction.unsure:
-        return f"Looks like a {prediction.digit} ({prediction.confidence:.1%} sure)."
+        article = "an" if prediction.digit == 8 else "a"
+        return f"Looks like {article} {prediction.digit} ({prediction.confidence:.1%} sure)."
     guesses = ", ".join(f"{digit} ({probability:.0%})" for digit, probability in prediction.top(3))
     if prediction.several_digits:
         return ("This looks like several digits side by side, so there is no answer for one digit "

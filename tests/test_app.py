@@ -85,6 +85,8 @@ def files(tmp_path_factory, digits) -> dict[str, Path]:
         on_paper(digits[digit]).save(paths[f"paper{digit}"])
         paths[f"layer{digit}"] = folder / f"layer{digit}.png"
         as_layer(digits[digit]).save(paths[f"layer{digit}"])
+    paths["paper8"] = folder / "paper8.png"
+    on_paper(digits[8]).save(paths["paper8"])
     paths["jpeg3"] = folder / "three.jpg"
     on_paper(digits[3]).save(paths["jpeg3"], quality=90)
     number = np.concatenate([np.pad(digits[d], ((8, 8), (6, 6))) for d in (2, 0, 2, 6)], axis=1)
@@ -151,6 +153,11 @@ def assert_still_serving(client: Client, files) -> None:
 
 
 # ----- answers ---------------------------------------------------------------------------------------------
+def test_an_eight_is_an_eight_in_the_message(client, files):
+    answer = client.predict(handle_file(str(files["paper8"])), api_name="/predict")
+    assert answer["digit"] == 8 and answer["message"].startswith("Looks like an 8 (")
+
+
 @pytest.mark.parametrize("name, digit", [("paper7", 7), ("paper2", 2), ("jpeg3", 3)])
 def test_an_uploaded_digit_is_read_as_the_recognizer_reads_it(client, recognizer, files, name, digit):
     answer = client.predict(handle_file(str(files[name])), api_name="/predict")
