@@ -216,20 +216,8 @@ class DigitApp:
                     log.exception("could not load %r", source)
                     loaded.append("Sorry, this image could not be read.")
         images = [item for item in loaded if isinstance(item, Image.Image)]
-        try:
-            readings = iter(self.recognizer.read_batch(images))
-        except Exception:  # e.g. one image without ink: read them one by one
-            readings = iter([self._read_one(image) for image in images])
+        readings = iter([reading_or_message(result) for result in self.recognizer.read_each(images)])
         return [(item, next(readings)) if isinstance(item, Image.Image) else (None, item) for item in loaded]
-
-    def _read_one(self, image: Image.Image) -> Reading | str:
-        try:
-            return self.recognizer.read(image)
-        except InvalidImageError as error:
-            return str(error)
-        except Exception:  # keep serving the other requests of the batch
-            log.exception("could not read a number")
-            return "Sorry, this image could not be read."
 
     def analyse_sketches(self, payloads: list[dict | None], sketchpad: gr.Sketchpad) -> list[Analysis]:
         """:meth:`analyse` for raw sketchpad payloads."""
@@ -388,6 +376,16 @@ def preview(analysis: Analysis) -> Image.Image | None:
         box = [round(value * scale) for value in analysis.prepared.ink_box]
         ImageDraw.Draw(image).rectangle(box, outline=(230, 30, 30), width=max(2, round(image.width / 150)))
     return image
+
+
+def reading_or_message(result: Reading | Exception) -> Reading | str:
+    """A reading as it is; a failure as the message shown to the user (unforeseen ones are logged)."""
+    if isinstance(result, Reading):
+        return result
+    if isinstance(result, InvalidImageError):
+        return str(result)
+    log.error("could not read a number", exc_info=result)
+    return "Sorry, this image could not be read."
 
 
 def reading_dict(reading: Reading | str) -> dict:

@@ -27,7 +27,7 @@ from hdr.synthetic import DigitPool
 from hdr import Recognizer
 from hdr.reader import Reading
 from hdr.lines import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
-from hdr.preprocess import BlankImageError, InvalidImageError, find_ink, load_image, preprocess, to_model_input
+from hdr.preprocess import BlankImageError, InvalidImageError, find_ink, load_image, to_model_input
 
 BATCH = 16
 CONFIDENCE_THRESHOLDS = (0.5, 0.9, 0.99)
@@ -53,15 +53,10 @@ def read_all(recognizer: Recognizer, images: list[Image.Image]) -> list[Reading 
     """The reading of each image, in batches; ``None`` for an image that cannot be read."""
     readings = []
     for start in range(0, len(images), BATCH):
-        chunk = images[start : start + BATCH]
-        try:
-            readings += recognizer.read_batch(chunk)
-        except InvalidImageError:
-            for image in chunk:
-                try:
-                    readings.append(recognizer.read(image))
-                except InvalidImageError:
-                    readings.append(None)
+        for result in recognizer.read_each(images[start : start + BATCH]):
+            if isinstance(result, Exception) and not isinstance(result, InvalidImageError):
+                raise result
+            readings.append(result if isinstance(result, Reading) else None)
     return readings
 
 
@@ -109,7 +104,7 @@ def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int
             "baseline_exact": float(np.mean([t == p for t, p in zip(truths, baseline)])),
             "baseline_digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, baseline)])),
             "ms_per_image": 1000 * seconds / max(1, len(chosen)),
-            "several_digits": float(np.mean([preprocess(image).several_digits for image in images])),
+            "several_digits": float(np.mean([p.several_digits for p in recognizer.predict_batch(images)])),
             "errors": [{"file": r["file"], "truth": t, "read": p} for r, t, p in zip(chosen, truths, texts) if t != p],
         }
     weights = np.array([r["n"] for r in results.values()])

@@ -61,6 +61,9 @@ class Preprocessed:
     model_input: np.ndarray  # 28×28 float32 in [0, 1], ink high
     ink_box: Box  # in source pixels
     several_digits: bool = False  # the ink stands in separate pieces side by side (see :func:`ink_columns`)
+    # the ink map cropped to the ink, kept when it is one piece wider than tall: digits that touch look like that,
+    # and the recognizer asks its line reader how many digits it holds
+    wide_ink: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -578,7 +581,7 @@ def working_copy(image: Image.Image, max_side: int = WORKING_MAX_SIDE) -> Image.
 
 def preprocess(source) -> Preprocessed:
     """``source`` (anything :func:`load_image` takes) → the model input, the ink box in source pixels, and
-    whether the ink looks like several digits side by side."""
+    whether the ink looks like several digits side by side (or one wide piece, which may be touching digits)."""
     image, (source_width, source_height) = _open(source, draft_side=WORKING_MAX_SIDE)
     ink, region = find_ink(image)
     box = ink_bounding_box(ink)
@@ -594,7 +597,12 @@ def preprocess(source) -> Preprocessed:
         min(source_width, math.ceil(right * to_source_x)),
         min(source_height, math.ceil(bottom * to_source_y)),
     )
-    return Preprocessed(model_input, ink_box, several_digits=ink_columns(ink) >= 2)
+    columns = ink_columns(ink)
+    height = box[3] - box[1]
+    wide_ink = None
+    if columns == 1 and box[2] - box[0] >= height:  # blank margins: a stroke across the crop is no ruled line
+        wide_ink = np.pad(ink[box[1] : box[3], box[0] : box[2]], ((0, 0), (height // 2, height // 2)))
+    return Preprocessed(model_input, ink_box, several_digits=columns >= 2, wide_ink=wide_ink)
 
 
 def to_image_box(box: Box, ink_shape: tuple[int, int], region: Box) -> tuple[float, float, float, float]:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from hdr.line_model import FRAME_WIDTH, Character, LineNet, decode
-from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Strip, find_line, strip_of
+from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Strip, find_line, line_strip, strip_of
 from hdr.preprocess import Box, BlankImageError, find_ink, load_image, to_image_box, to_model_input
 
 if TYPE_CHECKING:
@@ -96,6 +96,14 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     second_opinions = {id(character): opinion for (character, _), opinion in zip(free, opinions)}
     return [compose(ink.shape, region, strip, characters, places, second_opinions, recognizer.line_reader.min_confidence)
             for (ink, region), strip, characters, places in zip(found, strips, lines, placed)]
+
+
+def count_digits(model: LineNet, inks: list[np.ndarray]) -> list[int]:
+    """How many digits the line reader reads in each ink map (0 where it finds nothing worth reading)."""
+    strips = [line_strip(ink) for ink in inks]
+    readable = [strip.pixels for strip in strips if strip is not None]
+    decoded = iter(read_strips(model, readable) if readable else [])
+    return [0 if strip is None else sum(c.char.isdigit() for c in next(decoded)) for strip in strips]
 
 
 @torch.inference_mode()

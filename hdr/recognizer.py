@@ -22,7 +22,8 @@ class Prediction:
     ``digit`` is always the most likely digit; ``unsure`` is set when the calibrated confidence is
     below the model's ``min_confidence`` or the image looks too little like any digit (its evidence is below
     ``min_evidence``): it may not be a digit at all. It is also set with ``several_digits`` when the ink stands
-    in separate pieces side by side, like a number (read those with :meth:`Recognizer.read`).
+    in separate pieces side by side, like a number, or is one wide piece in which the line reader reads several
+    digits, like a number whose digits touch (read those with :meth:`Recognizer.read`).
     """
 
     digit: int
@@ -89,10 +90,15 @@ class Recognizer:
         return predictions
 
     def classify_prepared(self, prepared: Sequence[Preprocessed]) -> list[Prediction]:
-        """Classify preprocessed images in one model call; those that look like several digits are flagged unsure."""
+        """Classify preprocessed images in one model call; those that look like several digits are flagged unsure:
+        ink in pieces side by side, or one wide piece in which the line reader reads several digits."""
         predictions = self.classify([item.model_input for item in prepared])
-        return [replace(prediction, unsure=True, several_digits=True) if item.several_digits else prediction
-                for item, prediction in zip(prepared, predictions)]
+        several = [item.several_digits for item in prepared]
+        wide = [number for number, item in enumerate(prepared) if item.wide_ink is not None]
+        for number, count in zip(wide, reader.count_digits(self.line_reader, [prepared[n].wide_ink for n in wide])):
+            several[number] = count >= 2
+        return [replace(prediction, unsure=True, several_digits=True) if is_several else prediction
+                for prediction, is_several in zip(predictions, several)]
 
     def predict(self, image) -> Prediction:
         """Read one digit from a path, bytes, a PIL image or a uint8 array (H×W, H×W×3, H×W×4).
@@ -113,3 +119,17 @@ class Recognizer:
     def read_batch(self, images: Sequence) -> list[reader.Reading]:
         """Read a number from each image; the lines of all images go through the line reader in one batch."""
         return reader.read_batch(self, images)
+
+    def read_each(self, images: Sequence) -> list[reader.Reading | Exception]:
+        """Like :meth:`read_batch`, but an image that cannot be read gets its exception in the list instead of
+        failing the others: the batch is read together, and one by one only when one of them fails."""
+        try:
+            return list(self.read_batch(images))
+        except Exception:
+            return [self._read_or_error(image) for image in images]
+
+    def _read_or_error(self, image) -> reader.Reading | Exception:
+        try:
+            return self.read(image)
+        except Exception as error:
+            return error

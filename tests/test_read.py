@@ -81,6 +81,16 @@ def test_a_number_given_to_predict_is_flagged_as_several_digits(recognizer, pool
     assert prediction.to_dict()["several_digits"] is True
 
 
+@pytest.mark.parametrize("text, subset, seed", [("42", "touching", 1), ("4096", "overlapping", 0)])
+def test_a_number_in_one_piece_of_ink_given_to_predict_is_flagged_as_several_digits(recognizer, pool, text, subset,
+                                                                                   seed):
+    """Digits that touch make one piece of ink; the line reader tells that it holds several digits."""
+    image = render_number(text, subset, seed, pool).image
+    assert pieces_of_ink(image) == 1
+    prediction = recognizer.predict(image)
+    assert prediction.several_digits and prediction.unsure
+
+
 def test_single_digits_are_not_taken_for_several(recognizer, pool, mnist_test):
     """Digits, and a 5 whose top bar is detached, are one digit."""
     images, labels = mnist_test
@@ -205,6 +215,14 @@ def test_read_batch_equals_single_reads_and_is_json_safe(recognizer, pool):
     assert record["text"] == batch[1].text and len(record["digits"]) == 3
     assert set(record["digits"][0]) >= {"box", "digit", "confidence", "alternatives"}
     assert len(record["digits"][0]["alternatives"]) == 3
+
+
+def test_read_each_keeps_the_readable_images_of_a_batch_with_a_bad_one(recognizer, pool):
+    images = [render_number("58", "spaced", 10, pool).image, Image.new("L", (200, 60), 255), b"not an image",
+              render_number("314", "tight", 10, pool).image]
+    first, blank, corrupt, last = recognizer.read_each(images)
+    assert (first.text, last.text) == ("58", "314")
+    assert isinstance(blank, BlankImageError) and isinstance(corrupt, InvalidImageError)
 
 
 def test_draw_reading_marks_each_digit(recognizer, pool):
