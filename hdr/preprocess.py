@@ -61,8 +61,8 @@ class Preprocessed:
     model_input: np.ndarray  # 28×28 float32 in [0, 1], ink high
     ink_box: Box  # in source pixels
     several_digits: bool = False  # the ink stands in separate pieces side by side (see :func:`ink_columns`)
-    # the ink map cropped to the ink, kept when it is one piece wider than tall: digits that touch look like that,
-    # and the recognizer asks its line reader how many digits it holds
+    # the ink map cropped to the ink, kept when it is one piece at least as wide as it is tall: digits that touch
+    # look like that, and the recognizer asks its line reader how many digits it holds
     wide_ink: np.ndarray | None = None
 
 
@@ -600,7 +600,7 @@ def preprocess(source) -> Preprocessed:
     columns = ink_columns(ink)
     height = box[3] - box[1]
     wide_ink = None
-    if columns == 1 and box[2] - box[0] >= height:  # blank margins: a stroke across the crop is no ruled line
+    if columns == 1 and box[2] - box[0] >= height:  # with blank margins: a stroke across a tight crop looks ruled
         wide_ink = np.pad(ink[box[1] : box[3], box[0] : box[2]], ((0, 0), (height // 2, height // 2)))
     return Preprocessed(model_input, ink_box, several_digits=columns >= 2, wide_ink=wide_ink)
 
