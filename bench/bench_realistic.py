@@ -1,6 +1,6 @@
 """Accuracy on realistic images (photos, scans, sketches...) — hdr's preprocessing vs the naive resize.
 
-    python bench/bench_realistic.py                 # shipped model; generates the set if missing
+    python bench/bench_realistic.py                 # shipped model; generates the set if missing or out of date
     python bench/bench_realistic.py --model path/to/model_folder --per-kind 100
     python bench/bench_realistic.py --record        # also adds the figures to the model's metrics.json and card
 
@@ -33,7 +33,7 @@ from hdr import Recognizer  # noqa: E402
 from hdr.hub import card_with_metrics  # noqa: E402
 from hdr.preprocess import InvalidImageError, Preprocessed, load_image, preprocess  # noqa: E402
 from non_digits import non_digit_images  # noqa: E402
-from realistic_set import DEFAULT_DATA_ROOT, DEFAULT_OUTPUT, KINDS, generate, render  # noqa: E402
+from realistic_set import DEFAULT_DATA_ROOT, DEFAULT_OUTPUT, KINDS, generate, is_stale, render  # noqa: E402
 
 from hdr import mnist  # noqa: E402
 
@@ -164,7 +164,8 @@ def record_in_model_folder(folder: Path, report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model folder or hub repo id (default: the shipped model)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_OUTPUT, help="the realistic set (generated if missing)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_OUTPUT,
+                        help="the realistic set (generated where missing or drawn by an older realistic_set.py)")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="MNIST root, for generating")
     parser.add_argument("--per-kind", type=int, default=300, help="images per kind when generating")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
@@ -175,7 +176,8 @@ def main() -> None:
                         help="add the figures to the model folder's metrics.json and model card (not for hub models)")
     arguments = parser.parse_args()
 
-    missing = [kind for kind in arguments.kinds if not labelled_files(arguments.data / kind)]
+    missing = [kind for kind in arguments.kinds
+               if not labelled_files(arguments.data / kind) or is_stale(arguments.data / kind)]
     if missing:
         generate(arguments.data, arguments.data_root, arguments.per_kind, missing)
     recognizer = Recognizer.from_pretrained(arguments.model)

@@ -12,7 +12,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from realistic_set import generate, render  # noqa: E402
+from realistic_set import STAMP_FILE, generate, is_stale, render  # noqa: E402
 
 
 def test_rendering_is_deterministic(mnist_test):
@@ -42,6 +42,18 @@ def test_generate_writes_a_balanced_image_folder(tmp_path, data_root):
         assert all(len(list((tmp_path / kind / str(d)).iterdir())) == 2 for d in range(10))
         with Image.open(files[0]) as image:
             assert image.mode == ("RGBA" if kind == "sketch_transparent" else "L")
+
+
+def test_a_kind_drawn_by_another_version_of_the_generator_is_stale_and_drawn_afresh(tmp_path, data_root):
+    folder = tmp_path / "small"
+    (folder / "3").mkdir(parents=True)
+    (folder / "3" / "old.png").write_bytes(b"an image from before")
+    assert not is_stale(folder), "a folder the generator did not stamp may hold someone's own images"
+    (folder / STAMP_FILE).write_text("an older version\n")
+    assert is_stale(folder)
+    generate(tmp_path, data_root, per_kind=10, kinds=["small"])
+    assert not is_stale(folder)
+    assert not (folder / "3" / "old.png").exists() and len(list(folder.glob("*/*.png"))) == 10
 
 
 def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
