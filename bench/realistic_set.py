@@ -115,7 +115,7 @@ def pen_strokes(digit: np.ndarray, height: int, width: float, rng: np.random.Gen
         return natural_strokes(digit, height)
     filled = filled_regions(ink, centre_lines)
     inside = ndi.binary_erosion(filled)
-    centre_lines = (centre_lines & ~inside) | (filled & ~inside)  # the pen goes round a filled region
+    centre_lines = (centre_lines | filled) & ~inside  # the pen goes round a filled region, not through it
     ys, xs = np.nonzero(centre_lines)
     box_top, box_left = ys.min(), xs.min()
     box_size = max(ys.max() - box_top, xs.max() - box_left) + 1
@@ -468,11 +468,13 @@ def is_stale(folder: Path) -> bool:
 
 
 def generate(output: Path, data_root: Path, per_kind: int, kinds) -> None:
-    """Draw ``per_kind`` images of each kind into ``output/<kind>/`` (replacing what was there) and stamp them."""
+    """Draw ``per_kind`` images of each kind into ``output/<kind>/`` and stamp them; a kind folder generated before
+    (stamped) is replaced, one without the stamp is only added to."""
     images, labels = mnist.load(data_root, train=False)
     images, labels = images.numpy(), labels.numpy()
     for kind in kinds:
-        shutil.rmtree(output / kind, ignore_errors=True)
+        if (output / kind / STAMP_FILE).is_file():  # never delete images this module did not draw
+            shutil.rmtree(output / kind)
         for index in balanced_indices(labels, per_kind, kind):
             folder = output / kind / str(labels[index])
             folder.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,12 @@ def test_a_kind_drawn_by_another_version_of_the_generator_is_stale_and_drawn_afr
     assert not is_stale(folder)
     assert not (folder / "3" / "old.png").exists() and len(list(folder.glob("*/*.png"))) == 10
 
+    own = tmp_path / "scan"  # someone's own images where a kind would go: generating adds, deletes nothing
+    (own / "7").mkdir(parents=True)
+    (own / "7" / "mine.png").write_bytes(b"a photo of mine")
+    generate(tmp_path, data_root, per_kind=10, kinds=["scan"])
+    assert (own / "7" / "mine.png").exists()
+
 
 def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
     output = tmp_path / "realistic.json"
