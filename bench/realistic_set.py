@@ -39,6 +39,7 @@ DEFAULT_OUTPUT = REPO / "bench" / "data" / "realistic"
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 SEED = 2026
 STAMP_FILE = ".generated"  # in each kind folder: the version of this module that drew it
+UNFINISHED = "unfinished\n"  # the stamp while a kind is being drawn
 # MNIST pixels are ink coverage (anti-aliased): the edge of the writer's stroke is where coverage crosses 0.5.
 # Re-stroking follows the centre lines within that edge; a lower level merges the gaps of bold digits first.
 PEN_EDGE = 0.5
@@ -468,15 +469,19 @@ def is_stale(folder: Path) -> bool:
 
 
 def generate(output: Path, data_root: Path, per_kind: int, kinds) -> None:
-    """Draw ``per_kind`` images of each kind into ``output/<kind>/`` and stamp them; a kind folder generated before
-    (stamped) is replaced, one without the stamp is only added to."""
+    """Draw ``per_kind`` images of each kind into ``output/<kind>/``. A kind folder this module drew (stamped) is
+    replaced and a new one stamped; into a folder of someone's own images it only adds, and leaves it unstamped."""
     images, labels = mnist.load(data_root, train=False)
     images, labels = images.numpy(), labels.numpy()
     for kind in kinds:
-        if (output / kind / STAMP_FILE).is_file():  # never delete images this module did not draw
-            shutil.rmtree(output / kind)
+        kind_folder = output / kind
+        ours = not kind_folder.exists() or (kind_folder / STAMP_FILE).is_file() or not any(kind_folder.iterdir())
+        if ours:
+            shutil.rmtree(kind_folder, ignore_errors=True)
+            kind_folder.mkdir(parents=True)
+            (kind_folder / STAMP_FILE).write_text(UNFINISHED)  # stale until every image is drawn
         for index in balanced_indices(labels, per_kind, kind):
-            folder = output / kind / str(labels[index])
+            folder = kind_folder / str(labels[index])
             folder.mkdir(parents=True, exist_ok=True)
             image = render(images[index], kind, seed=index)
             path = folder / f"{index}{extension(kind)}"
@@ -484,8 +489,9 @@ def generate(output: Path, data_root: Path, per_kind: int, kinds) -> None:
                 image.save(path, quality=95)
             else:
                 image.save(path, compress_level=1)
-        (output / kind / STAMP_FILE).write_text(stamp())
-        print(f"{kind}: {per_kind} images in {output / kind}", flush=True)
+        if ours:
+            (kind_folder / STAMP_FILE).write_text(stamp())
+        print(f"{kind}: {per_kind} images in {kind_folder}", flush=True)
 
 
 def main() -> None:

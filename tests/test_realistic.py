@@ -12,7 +12,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from realistic_set import STAMP_FILE, generate, is_stale, render  # noqa: E402
+from realistic_set import STAMP_FILE, UNFINISHED, generate, is_stale, render  # noqa: E402
 
 
 def test_rendering_is_deterministic(mnist_test):
@@ -60,6 +60,10 @@ def test_a_kind_drawn_by_another_version_of_the_generator_is_stale_and_drawn_afr
     (own / "7" / "mine.png").write_bytes(b"a photo of mine")
     generate(tmp_path, data_root, per_kind=10, kinds=["scan"])
     assert (own / "7" / "mine.png").exists()
+    assert not (own / STAMP_FILE).exists(), "stamped, the folder would be deleted by a later version of the generator"
+
+    (folder / STAMP_FILE).write_text(UNFINISHED)  # drawing was interrupted
+    assert is_stale(folder)
 
 
 def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
