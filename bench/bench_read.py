@@ -8,7 +8,9 @@ Exact match compares the whole text (digits, separators, spaces); digit accuracy
 (an unreadable image counts as flagged), next to the exact match of the others; overall, the exact match
 of the readings whose confidence reaches a few thresholds says how far ``Reading.confidence`` can be
 trusted. "Several" is the share of images that the one-digit route (``predict``) takes for several digits
-instead of answering one digit. The baseline classifies each connected component left to right (no merging,
+instead of answering one digit. "Misread alone" is the share of numbers holding a digit that the digit classifier
+misreads even on its own, in its original MNIST form (the set records each digit's source), next to the exact
+match of the other numbers: how much of what is lost is MNIST's own ambiguous digits rather than reading. The baseline classifies each connected component left to right (no merging,
 splitting or separators). Prints a table, writes ``bench/results/read.json``.
 """
 from __future__ import annotations
@@ -22,8 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.multidigit_set import SUBSETS, write_set
-from hdr.synthetic import DigitPool
+from bench.multidigit_set import SUBSETS, digit_pool, write_set
 from hdr import Recognizer
 from hdr.reader import Reading
 from hdr.lines import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
@@ -79,11 +80,29 @@ def model_input_or_none(ink: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int) -> dict:
+def misread_alone(recognizer: Recognizer, records: list[dict], data_root: str) -> np.ndarray | None:
+    """Per record: whether it holds a digit the digit classifier misreads on its own, in its original MNIST form.
+    ``None`` when the set does not record where its digits came from (generated before it did)."""
+    if not all("sources" in r for r in records):
+        return None
+    hard = np.zeros(len(records), bool)
+    for digits in {r["digits"] for r in records}:
+        pool = digit_pool(data_root, digits)
+        indices = sorted({i for r in records if r["digits"] == digits for i in r["sources"]})
+        predictions = recognizer.classify(list(pool.images[indices].astype(np.float32) / 255))
+        misread = {i for i, p in zip(indices, predictions) if p.digit != pool.labels[i]}
+        hard |= [r["digits"] == digits and not misread.isdisjoint(r["sources"]) for r in records]
+    return hard
+
+
+def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int, data_root: str) -> dict:
     """Exact match and digit accuracy per subset for the reader and the baseline."""
-    results, right, flagged, confidences = {}, [], [], []
+    hard = misread_alone(recognizer, records, data_root)
+    results, right, flagged, confidences, misread = {}, [], [], [], []
     for subset in SUBSETS:
-        chosen = [r for r in records if r["subset"] == subset][:limit]
+        chosen = [i for i, r in enumerate(records) if r["subset"] == subset][:limit]
+        misread.append(hard[chosen] if hard is not None else None)
+        chosen = [records[i] for i in chosen]
         images = [Image.open(data / r["file"]) for r in chosen]
         for image in images:
             image.load()
@@ -100,6 +119,7 @@ def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int
             "n": len(chosen),
             "exact": float(right[-1].mean()),
             **flag_figures(right[-1], flagged[-1]),
+            **misread_figures(right[-1], misread[-1]),
             "digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, texts)])),
             "baseline_exact": float(np.mean([t == p for t, p in zip(truths, baseline)])),
             "baseline_digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, baseline)])),
@@ -113,6 +133,7 @@ def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int
                            "several_digits")}
     right, flagged, confidences = np.concatenate(right), np.concatenate(flagged), np.concatenate(confidences)
     overall.update(flag_figures(right, flagged))
+    overall.update(misread_figures(right, np.concatenate(misread) if hard is not None else None))
     overall["by_confidence"] = [{"at_least": threshold, "share": float((confidences >= threshold).mean()),
                                  "exact": float(right[confidences >= threshold].mean())}
                                 for threshold in CONFIDENCE_THRESHOLDS if (confidences >= threshold).any()]
@@ -127,13 +148,26 @@ def flag_figures(right: np.ndarray, flagged: np.ndarray) -> dict:
             "exact_when_not_flagged": float(right[~flagged].mean()) if (~flagged).any() else None}
 
 
+def misread_figures(right: np.ndarray, misread: np.ndarray | None) -> dict:
+    """The share of numbers holding a digit the classifier misreads alone, and the exact match of the others."""
+    if misread is None:
+        return {"misread_alone": None, "exact_others": None}
+    return {"misread_alone": float(misread.mean()),
+            "exact_others": float(right[~misread].mean()) if (~misread).any() else None}
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else format(value, ".1%")
+
+
 def print_table(results: dict) -> None:
     print(f"{'subset':<12} {'n':>5} {'exact':>7} {'digits':>7} {'flagged':>8} {'exact if not flagged':>21} "
-          f"{'base exact':>11} {'base digits':>12} {'ms/img':>7} {'several':>8}")
+          f"{'misread alone':>14} {'exact others':>13} {'base exact':>11} {'base digits':>12} {'ms/img':>7} "
+          f"{'several':>8}")
     for subset, r in results.items():
-        sure = r["exact_when_not_flagged"]
         print(f"{subset:<12} {r['n']:>5} {r['exact']:>7.1%} {r['digit_accuracy']:>7.1%} {r['flagged']:>8.1%} "
-              f"{'-' if sure is None else format(sure, '.1%'):>21} "
+              f"{percent(r['exact_when_not_flagged']):>21} {percent(r['misread_alone']):>14} "
+              f"{percent(r['exact_others']):>13} "
               f"{r['baseline_exact']:>11.1%} {r['baseline_digit_accuracy']:>12.1%} {r['ms_per_image']:>7.1f} "
               f"{r['several_digits']:>8.1%}")
     for row in results["overall"]["by_confidence"]:
@@ -146,16 +180,17 @@ def main() -> None:
     parser.add_argument("--line-reader", default=None,
                         help="line reader folder or hub repo id (default: the shipped one)")
     parser.add_argument("--data", type=Path, default=Path("bench/data/multidigit"))
-    parser.add_argument("--data-root", default="../shared/data", help="MNIST root, to generate the set if missing")
+    parser.add_argument("--data-root", default="../shared/data",
+                        help="MNIST root: to generate the set if missing, and to look at its digits alone")
     parser.add_argument("--per-subset", type=int, default=200, help="images per subset when generating")
     parser.add_argument("--limit", type=int, default=10**9, help="evaluate at most this many images per subset")
     parser.add_argument("--output", type=Path, default=Path("bench/results/read.json"))
     args = parser.parse_args()
     if not (args.data / "labels.json").exists():
-        write_set(args.data, DigitPool.from_mnist(args.data_root), args.per_subset)
+        write_set(args.data, digit_pool(args.data_root, "test"), args.per_subset)
     records = json.loads((args.data / "labels.json").read_text())
     recognizer = Recognizer.from_pretrained(args.model, line_reader=args.line_reader)
-    results = evaluate(recognizer, args.data, records, args.limit)
+    results = evaluate(recognizer, args.data, records, args.limit, args.data_root)
     print_table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": "python -m bench.bench_read " + " ".join(sys.argv[1:]), "model": recognizer.source.to_dict(),

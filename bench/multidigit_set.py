@@ -12,7 +12,9 @@ touches, boxes overlapping by at most 0.15 digit heights), ``overlapping`` (boxe
 narrower digit, a deliberately hard case), ``separators`` (12.50, 1,234, 07-42, 75 008), ``broken`` (gaps cut through strokes),
 ``photo`` (dark ink on light textured paper with lighting gradient, ruled lines, baseline drift, size
 variation, underlines, JPEG) and ``sketch`` (RGBA canvas, ink only in the alpha channel).
-Labels go to ``labels.json``: one record per image with ``subset``, ``file``, ``text`` and digit ``boxes``.
+Labels go to ``labels.json``: one record per image with ``subset``, ``file``, ``text``, digit ``boxes``, and
+where each digit came from: ``digits`` (``test`` or ``validation``) and ``sources``, the index of each digit's image,
+left to right, in that pool of MNIST digits (see :func:`digit_pool`).
 :func:`render_number` makes one image in memory (for tests).
 """
 from __future__ import annotations
@@ -43,6 +45,20 @@ class Sample:
     image: Image.Image
     text: str
     boxes: list[Box]
+    sources: list[int]  # the index of each digit's image in the pool it was written with, left to right
+
+
+class RecordingPool(DigitPool):
+    """A digit pool that notes the index of every image it hands out."""
+
+    def __init__(self, pool: DigitPool):
+        super().__init__(pool.images, pool.labels)
+        self.chosen: list[int] = []
+
+    def choose(self, digit: int, rng: np.random.Generator) -> int:
+        index = super().choose(digit, rng)
+        self.chosen.append(index)
+        return index
 
 
 def random_text(subset: str, rng: np.random.Generator) -> str:
@@ -71,16 +87,18 @@ def render_number(text: str, subset: str, seed: int | np.random.Generator, pool:
         drift_wave=rng.uniform(0, 0.12) if is_photo else 0.0,
         broken=0.6 if subset == "broken" else 0.0,
     )
-    ink, boxes = render_line(text, style, pool, rng)
+    recording = RecordingPool(pool)
+    ink, boxes = render_line(text, style, recording, rng)
     draw = rng.random()
     if underline if underline is not None else (is_photo and draw < 0.3):
         add_underline(ink, boxes, DIGIT_HEIGHT * scale, rng)
-    return finish(ink, boxes, text, subset, DIGIT_HEIGHT * scale, rng, ruled)
+    image, boxes = finish(ink, boxes, subset, DIGIT_HEIGHT * scale, rng, ruled)
+    return Sample(image, text, boxes, recording.chosen)
 
 
-def finish(ink: np.ndarray, boxes: list[Box], text: str, subset: str, height: float,
-           rng: np.random.Generator, ruled: bool | None) -> Sample:
-    """Crop to the ink plus a margin and turn the ink into the subset's kind of image."""
+def finish(ink: np.ndarray, boxes: list[Box], subset: str, height: float,
+           rng: np.random.Generator, ruled: bool | None) -> tuple[Image.Image, list[Box]]:
+    """Crop to the ink plus a margin and turn the ink into the subset's kind of image; the boxes follow."""
     rows, cols = np.nonzero(ink > 0.05)
     margin = int(rng.uniform(0.3, 1.0) * height)
     top, left = max(0, rows.min() - margin), max(0, cols.min() - margin)
@@ -89,11 +107,11 @@ def finish(ink: np.ndarray, boxes: list[Box], text: str, subset: str, height: fl
     if subset == "sketch":
         rgba = np.zeros((*ink.shape, 4), np.uint8)
         rgba[..., 3] = np.round(ink * 255)
-        return Sample(Image.fromarray(rgba, "RGBA"), text, boxes)
+        return Image.fromarray(rgba, "RGBA"), boxes
     if subset == "photo":
-        return Sample(photo(ink, height, rng, ruled), text, boxes)
+        return photo(ink, height, rng, ruled), boxes
     darkness = rng.uniform(0.8, 1.0)
-    return Sample(Image.fromarray(np.round(255 * (1 - darkness * ink)).astype(np.uint8), "L"), text, boxes)
+    return Image.fromarray(np.round(255 * (1 - darkness * ink)).astype(np.uint8), "L"), boxes
 
 
 def photo(ink: np.ndarray, height: float, rng: np.random.Generator, ruled: bool | None) -> Image.Image:
@@ -125,8 +143,9 @@ def sample(subset: str, index: int, pool: DigitPool, seed: int = 0) -> Sample:
     return render_number(random_text(subset, rng), subset, rng, pool)
 
 
-def write_set(out: Path, pool: DigitPool, per_subset: int, seed: int = 0) -> list[dict]:
-    """Write every subset's images under ``out/<subset>/`` and their labels to ``out/labels.json``."""
+def write_set(out: Path, pool: DigitPool, per_subset: int, seed: int = 0, digits: str = "test") -> list[dict]:
+    """Write every subset's images under ``out/<subset>/`` and their labels to ``out/labels.json``; ``digits``
+    names the pool (see :func:`digit_pool`)."""
     records = []
     for subset in SUBSETS:
         (out / subset).mkdir(parents=True, exist_ok=True)
@@ -134,7 +153,8 @@ def write_set(out: Path, pool: DigitPool, per_subset: int, seed: int = 0) -> lis
             item = sample(subset, index, pool, seed)
             name = f"{subset}/{index:04d}.png"
             item.image.save(out / name)
-            records.append({"subset": subset, "file": name, "text": item.text, "boxes": item.boxes})
+            records.append({"subset": subset, "file": name, "text": item.text, "boxes": item.boxes,
+                            "digits": digits, "sources": item.sources})
     (out / "labels.json").write_text(json.dumps(records, indent=1) + "\n")
     return records
 
@@ -157,7 +177,7 @@ def main() -> None:
     parser.add_argument("--digits", choices=("test", "validation"), default="test",
                         help="MNIST digits to write with: test (the benchmark) or held-out validation (tuning)")
     args = parser.parse_args()
-    records = write_set(args.out, digit_pool(args.data_root, args.digits), args.per_subset, args.seed)
+    records = write_set(args.out, digit_pool(args.data_root, args.digits), args.per_subset, args.seed, args.digits)
     print(f"wrote {len(records)} images to {args.out}")
 
 

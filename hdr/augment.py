@@ -25,10 +25,13 @@ class Augmentation:
     elastic_grid: int = 4
     thicken_probability: float = 0.15
     thin_probability: float = 0.1
+    pen_probability: float = 0.0
+    pen_radius: tuple[float, float] = (0.5, 1.5)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = images.shape
         device = images.device
+        images = self._redraw_with_pen(images)
         grid = F.affine_grid(self._random_affine(batch, height, device), list(images.shape), align_corners=False)
         grid = grid + self._elastic_offsets(batch, height, width, device)
         images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -71,3 +74,59 @@ class Augmentation:
         thin = (images - F.max_pool2d(-images, 3, stride=1, padding=1)) / 2
         images = torch.where(roll < self.thicken_probability, thick, images)
         return torch.where(roll > 1 - self.thin_probability, thin, images)
+
+    def _redraw_with_pen(self, images: torch.Tensor) -> torch.Tensor:
+        """Redraw a random subset of the batch (``pen_probability``) with an even, round pen along the centre
+        lines of its strokes, as a drawing app or a felt pen writes: MNIST's strokes swell and taper."""
+        chosen = torch.rand(images.shape[0], device=images.device) < self.pen_probability
+        if not chosen.any():
+            return images
+        radius = torch.empty(int(chosen.sum()), device=images.device).uniform_(*self.pen_radius)
+        return images.index_put((chosen,), pen_strokes(images[chosen], radius))
+
+
+def pen_strokes(images: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """B×1×H×W strokes redrawn along their centre lines with a pen of ``radius`` pixels (one per image), drawn at
+    twice the resolution and averaged down, so the edges are anti-aliased like MNIST's."""
+    centre_lines = skeleton(F.interpolate(images, scale_factor=2, mode="bilinear", align_corners=False) > 0.5)
+    ink, pen = centre_lines.float(), torch.zeros_like(centre_lines, dtype=torch.float32)
+    steps = 2 * radius.view(-1, 1, 1, 1)  # the pen's radius in drawing pixels
+    for step in range(1, math.ceil(float(steps.max())) + 1):
+        # Alternating square and cross neighbourhoods grow an octagon, close to a round pen.
+        grown = F.max_pool2d(ink, 3, stride=1, padding=1) if step % 2 else _grow_cross(ink)
+        fraction = (steps - (step - 1)).clamp(0, 1)  # the last step only partly, for radii between whole pixels
+        pen = torch.maximum(pen, torch.where(fraction > 0, ink + (grown - ink) * fraction, pen))
+        ink = grown
+    return F.avg_pool2d(torch.maximum(pen, centre_lines.float()), 2)
+
+
+def _grow_cross(ink: torch.Tensor) -> torch.Tensor:
+    padded = F.pad(ink, (1, 1, 1, 1))
+    return torch.stack([ink, padded[..., :-2, 1:-1], padded[..., 2:, 1:-1], padded[..., 1:-1, :-2],
+                        padded[..., 1:-1, 2:]]).amax(0)
+
+
+def skeleton(mask: torch.Tensor, max_rounds: int = 30) -> torch.Tensor:
+    """Zhang–Suen thinning of a B×1×H×W boolean batch to one-pixel-wide centre lines."""
+    image = F.pad(mask.float(), (1, 1, 1, 1))
+    for _ in range(max_rounds):
+        changed = False
+        for step in (0, 1):
+            p = image
+            n = [p[..., :-2, 1:-1], p[..., :-2, 2:], p[..., 1:-1, 2:], p[..., 2:, 2:],
+                 p[..., 2:, 1:-1], p[..., 2:, :-2], p[..., 1:-1, :-2], p[..., :-2, :-2]]
+            neighbours = sum(n)
+            transitions = sum((1 - n[i]) * n[(i + 1) % 8] for i in range(8))
+            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
+            if step == 0:
+                keep_rule = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
+            else:
+                keep_rule = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
+            remove = (p[..., 1:-1, 1:-1] == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & keep_rule
+            if remove.any():
+                image = image.clone()
+                image[..., 1:-1, 1:-1][remove] = 0
+                changed = True
+        if not changed:
+            break
+    return image[..., 1:-1, 1:-1].bool()

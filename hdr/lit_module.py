@@ -19,7 +19,7 @@ class DigitClassifier(L.LightningModule):
         lr: peak learning rate of the one-cycle schedule.
         weight_decay: AdamW weight decay.
         label_smoothing: cross-entropy label smoothing.
-        members: networks in the model (more than one: an ensemble, trained on the mean of their logits).
+        members: networks in the model (more than one: an ensemble, each member trained with its own loss).
         init_from: start from the weights of this model (a model folder or hub repo id) instead of
             random ones, e.g. to fine-tune the shipped model on user feedback; ``widths`` and ``members`` must
             match, and an ensemble keeps its ``escalate_below`` (see :meth:`DigitNet.forward`).
@@ -57,10 +57,13 @@ class DigitClassifier(L.LightningModule):
         return self.net(images)
 
     def training_step(self, batch, batch_idx):
+        """Each member learns from every image on its own, as the members of the shipped ensemble were trained:
+        an ensemble answers with its first member alone where that one is sure, so each must be good alone."""
         images, labels = batch
-        logits = self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
-        self.train_accuracy(logits, labels)
+        member_logits = self.net.member_logits(images)
+        loss = torch.stack([F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+                            for logits in member_logits]).mean()
+        self.train_accuracy(member_logits.mean(0), labels)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", self.train_accuracy, on_step=False, on_epoch=True)
         return loss

@@ -98,8 +98,12 @@ class DigitNet(
     def mean_logits(self, images: torch.Tensor) -> torch.Tensor:
         """The mean of all members' raw logits (one member: its logits). Unlike :meth:`forward` with
         ``escalate_below``, a smooth function of the image, as integrated gradients need."""
+        return self.member_logits(images).mean(0)
+
+    def member_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Each member's raw logits: members × B × classes."""
         normalised = (images - MNIST_MEAN) / MNIST_STD
-        return torch.stack([member(normalised) for member in self.members]).mean(0)
+        return torch.stack([member(normalised) for member in self.members])
 
     def stored_state(self) -> dict[str, torch.Tensor]:
         """The weights as saved: floating-point tensors in float16, which halves the file (an ensemble of five

@@ -34,7 +34,16 @@ class DigitPool:
         return cls(images.numpy(), labels.numpy())
 
     def pick(self, digit: int, rng: np.random.Generator) -> np.ndarray:
-        image = self.images[rng.choice(self.by_digit[digit])].astype(np.float32) / 255
+        """A random image of ``digit``, cropped to its ink."""
+        return self.glyph(self.choose(digit, rng))
+
+    def choose(self, digit: int, rng: np.random.Generator) -> int:
+        """The index of a random image of ``digit``."""
+        return int(rng.choice(self.by_digit[digit]))
+
+    def glyph(self, index: int) -> np.ndarray:
+        """Image ``index`` cropped to its ink, in [0, 1]."""
+        image = self.images[index].astype(np.float32) / 255
         rows, cols = np.nonzero(image > 0.1)
         return image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 

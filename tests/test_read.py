@@ -235,7 +235,7 @@ def test_draw_reading_marks_each_digit(recognizer, pool):
     assert (edge[:, 1] > edge[:, 0] + 50).any()  # the green box is drawn there
 
 
-def test_benchmark_beats_the_connected_components_baseline_and_writes_json(tmp_path, data_root):
+def test_benchmark_beats_the_connected_components_baseline_and_writes_json(tmp_path, data_root, pool):
     output = tmp_path / "read.json"
     command = [sys.executable, "-m", "bench.bench_read", "--data", str(tmp_path / "set"), "--data-root",
                str(data_root), "--per-subset", "3", "--output", str(output)]
@@ -248,6 +248,12 @@ def test_benchmark_beats_the_connected_components_baseline_and_writes_json(tmp_p
     assert 0 <= overall["flagged"] <= 1 and overall["by_confidence"][0]["at_least"] == 0.5
     assert report["results"]["touching"]["baseline_exact"] < 0.5  # connected components cannot split touching ink
     assert report["results"]["spaced"]["several_digits"] == 1  # the one-digit route never answers a spaced number
+    # Each number names the MNIST test image of each of its digits, so the benchmark can look at them alone.
+    records = json.loads((tmp_path / "set" / "labels.json").read_text())
+    assert all([int(pool.labels[i]) for i in r["sources"]] == [int(c) for c in r["text"] if c.isdigit()]
+               and r["digits"] == "test" for r in records)
+    misread = [(subset["misread_alone"], subset["exact_others"]) for subset in report["results"].values()]
+    assert all(0 <= share <= 1 and (exact is None or 0 <= exact <= 1) for share, exact in misread)
 
 
 def test_cli_read(tmp_path, pool):
