@@ -10,8 +10,9 @@ of the readings whose confidence reaches a few thresholds says how far ``Reading
 trusted. "Several" is the share of images that the one-digit route (``predict``) takes for several digits
 instead of answering one digit. "Misread alone" is the share of numbers holding a digit that the digit classifier
 misreads even on its own, in its original MNIST form (the set records each digit's source), next to the exact
-match of the other numbers: how much of what is lost is MNIST's own ambiguous digits rather than reading. The baseline classifies each connected component left to right (no merging,
-splitting or separators). Prints a table, writes ``bench/results/read.json``.
+match of the other numbers: how much of what is lost is MNIST's own ambiguous digits rather than reading. The
+baseline classifies each connected component left to right (no merging, splitting or separators). Prints a
+table, writes ``bench/results/read.json``.
 """
 from __future__ import annotations
 

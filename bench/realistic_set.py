@@ -23,13 +23,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage as ndi
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hdr import mnist  # noqa: E402
+from hdr import augment, mnist  # noqa: E402
 
 KINDS = (
     "photo", "scan", "sketch_transparent", "sketch_white", "thin_pen",
@@ -48,29 +49,6 @@ PINHOLE = 1.5 / 28  # a hole smaller than about 1.5 × 1.5 MNIST pixels is a gap
 
 
 # ---------------------------------------------------------------------------------------- strokes
-
-
-def skeleton(mask: np.ndarray) -> np.ndarray:
-    """Zhang–Suen thinning of a boolean mask to one-pixel-wide centre lines."""
-    image = np.pad(mask.astype(np.uint8), 1)
-    while True:
-        changed = False
-        for step in (0, 1):
-            p = image
-            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
-            neighbours = sum(x.astype(np.int32) for x in n)
-            transitions = sum(((n[i] == 0) & (n[(i + 1) % 8] == 1)).astype(np.int32) for i in range(8))
-            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
-            if step == 0:
-                keep_rule = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
-            else:
-                keep_rule = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
-            remove = (p[1:-1, 1:-1] == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & keep_rule
-            if remove.any():
-                image[1:-1, 1:-1][remove] = 0
-                changed = True
-        if not changed:
-            return image[1:-1, 1:-1].astype(bool)
 
 
 def upscale(digit: np.ndarray, factor: int) -> np.ndarray:
@@ -110,7 +88,7 @@ def pen_strokes(digit: np.ndarray, height: int, width: float, rng: np.random.Gen
     round the edge of a region the writer inked solid (a filled loop), as a pen draws a loop."""
     factor = 6
     ink = without_pinholes(upscale(digit, factor) > PEN_EDGE)
-    centre_lines = skeleton(ink)
+    centre_lines = augment.skeleton(torch.from_numpy(ink)[None, None])[0, 0].numpy()  # Zhang–Suen thinning
     ys, xs = np.nonzero(centre_lines)
     if ys.size == 0:
         return natural_strokes(digit, height)
@@ -214,6 +192,13 @@ def composite(paper: np.ndarray, coverage: np.ndarray, ink_colour, opacity: floa
     return out
 
 
+def fit(strokes: np.ndarray, canvas_shape: tuple[int, int]) -> np.ndarray:
+    """The strokes, shrunk to 90% of the canvas if they do not fit in it (a digit much wider than tall, sized by
+    its height, can be wider than the canvas)."""
+    scale = min(canvas_shape[0] / strokes.shape[0], canvas_shape[1] / strokes.shape[1])
+    return strokes if scale >= 1 else _crop_resize(strokes, max(1, int(0.9 * strokes.shape[0] * scale)))
+
+
 def place(canvas_shape: tuple[int, int], ink_shape: tuple[int, int], rng: np.random.Generator, margin: float = 0.05):
     """A random (top, left) keeping the ink inside the canvas with a margin."""
     (height, width), (ink_height, ink_width) = canvas_shape, ink_shape
@@ -257,7 +242,7 @@ def render_photo(digit, rng):
     ink_height = int(min(height, width) * rng.uniform(0.3, 0.6))
     strokes = natural_strokes(digit, ink_height) if rng.random() < 0.6 else pen_strokes(
         digit, ink_height, ink_height * rng.uniform(0.05, 0.1), rng)
-    strokes = slant(strokes, rng)
+    strokes = fit(slant(strokes, rng), (height, width))
     ink = rng.choice([(25, 25, 30), (20, 30, 110), (60, 60, 65), (30, 30, 80)])
     top, left = place((height, width), strokes.shape, rng, 0.1)
     image = composite(paper, strokes, ink, rng.uniform(0.75, 1.0), top, left)
@@ -306,7 +291,7 @@ def render_scan(digit, rng):
     ink_height = int(spacing * rng.uniform(1.3, 2.6))
     strokes = natural_strokes(digit, ink_height) if rng.random() < 0.5 else pen_strokes(
         digit, ink_height, max(2.0, ink_height * rng.uniform(0.05, 0.09)), rng)
-    strokes = slant(strokes, rng)
+    strokes = fit(slant(strokes, rng), (height, width))
     ink = rng.choice([(20, 20, 25), (25, 35, 120)])
     top, left = place((height, width), strokes.shape, rng, 0.15)
     image = composite(paper, strokes, ink, rng.uniform(0.85, 1.0), top, left)
@@ -314,16 +299,16 @@ def render_scan(digit, rng):
     return scan
 
 
-def _sketch_strokes(digit, rng, canvas: int):
-    ink_height = int(canvas * rng.uniform(0.4, 0.85))
+def _sketch_strokes(digit, rng, canvas_shape: tuple[int, int]):
+    ink_height = int(min(canvas_shape) * rng.uniform(0.4, 0.85))
     strokes = pen_strokes(digit, ink_height, ink_height * rng.uniform(0.05, 0.13), rng)
-    return slant(strokes, rng, 6)
+    return fit(slant(strokes, rng, 6), canvas_shape)
 
 
 def render_sketch_transparent(digit, rng):
     """Gradio sketchpad layer: RGBA, RGB all 0, the strokes only in alpha."""
     height, width = canvas_size(rng, 400, 800)
-    strokes = _sketch_strokes(digit, rng, min(height, width))
+    strokes = _sketch_strokes(digit, rng, (height, width))
     top, left = place((height, width), strokes.shape, rng, 0.03)
     alpha = np.zeros((height, width), np.float32)
     alpha[top : top + strokes.shape[0], left : left + strokes.shape[1]] = strokes
@@ -335,7 +320,7 @@ def render_sketch_transparent(digit, rng):
 def render_sketch_white(digit, rng):
     """Drawing app canvas: black anti-aliased strokes on white RGB."""
     height, width = canvas_size(rng, 400, 800)
-    strokes = _sketch_strokes(digit, rng, min(height, width))
+    strokes = _sketch_strokes(digit, rng, (height, width))
     top, left = place((height, width), strokes.shape, rng, 0.03)
     paper = np.full((height, width, 3), 255, np.float32)
     return Image.fromarray(to_uint8(composite(paper, strokes, (0, 0, 0), 1.0, top, left)), "RGB")
@@ -347,7 +332,7 @@ def render_thin_pen(digit, rng):
     paper = np.full((height, width, 1), rng.uniform(225, 250), np.float32)
     paper += gaussian_noise(rng, rng.uniform(1, 4), (height, width, 1))
     ink_height = int(min(height, width) * rng.uniform(0.35, 0.7))
-    strokes = slant(pen_strokes(digit, ink_height, rng.uniform(1.0, 2.0), rng), rng)
+    strokes = fit(slant(pen_strokes(digit, ink_height, rng.uniform(1.0, 2.0), rng), rng), (height, width))
     top, left = place((height, width), strokes.shape, rng, 0.08)
     image = composite(paper, strokes, (30,), rng.uniform(0.8, 1.0), top, left)
     return Image.fromarray(to_uint8(image[:, :, 0]), "L")
@@ -408,7 +393,7 @@ def render_dark_background(digit, rng):
     ink_height = int(min(height, width) * rng.uniform(0.4, 0.75))
     strokes = natural_strokes(digit, ink_height) if rng.random() < 0.5 else pen_strokes(
         digit, ink_height, ink_height * rng.uniform(0.06, 0.12), rng)
-    strokes = slant(strokes, rng)
+    strokes = fit(slant(strokes, rng), (height, width))
     grain = np.clip(0.75 + 0.25 * rng.standard_normal(strokes.shape), 0, 1)
     top, left = place((height, width), strokes.shape, rng, 0.06)
     chalk = (rng.uniform(215, 245),) * 2 + (rng.uniform(195, 240),)

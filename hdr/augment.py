@@ -106,10 +106,11 @@ def _grow_cross(ink: torch.Tensor) -> torch.Tensor:
                         padded[..., 1:-1, 2:]]).amax(0)
 
 
-def skeleton(mask: torch.Tensor, max_rounds: int = 30) -> torch.Tensor:
+def skeleton(mask: torch.Tensor) -> torch.Tensor:
     """Zhang–Suen thinning of a B×1×H×W boolean batch to one-pixel-wide centre lines."""
     image = F.pad(mask.float(), (1, 1, 1, 1))
-    for _ in range(max_rounds):
+    changed = True
+    while changed:
         changed = False
         for step in (0, 1):
             p = image
@@ -127,6 +128,4 @@ def skeleton(mask: torch.Tensor, max_rounds: int = 30) -> torch.Tensor:
                 image = image.clone()
                 image[..., 1:-1, 1:-1][remove] = 0
                 changed = True
-        if not changed:
-            break
     return image[..., 1:-1, 1:-1].bool()

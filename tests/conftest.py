@@ -33,6 +33,13 @@ def mnist_test(data_root) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def mnist_train(data_root) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST training images (uint8 N×28×28) and labels."""
+    images, labels = mnist.load(data_root, train=True)
+    return images.numpy(), labels.numpy()
+
+
+@pytest.fixture(scope="session")
 def recognizer():
     """The shipped model."""
     from hdr import Recognizer

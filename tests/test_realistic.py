@@ -12,7 +12,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from realistic_set import STAMP_FILE, UNFINISHED, generate, is_stale, render  # noqa: E402
+from realistic_set import KINDS, STAMP_FILE, UNFINISHED, generate, is_stale, render  # noqa: E402
 
 
 def test_rendering_is_deterministic(mnist_test):
@@ -22,6 +22,17 @@ def test_rendering_is_deterministic(mnist_test):
     other = np.asarray(render(images[0], "sketch_white", seed=6))
     assert np.array_equal(first, again)
     assert first.shape != other.shape or not np.array_equal(first, other)
+
+
+def test_a_digit_much_wider_than_tall_is_drawn_in_every_kind(mnist_train):
+    images, _ = mnist_train
+    wide = images[59734]  # ink 2.5 times wider than tall: sized by its height, wider than some canvases
+    for kind in KINDS:
+        for seed in (0, 4, 6):
+            image = render(wide, kind, seed=seed)
+            pixels = np.asarray(image)[:, :, 3] if image.mode == "RGBA" else np.asarray(image.convert("L"))
+            ink = np.abs(pixels.astype(int) - int(np.median(pixels))) > 60
+            assert ink.sum() >= 10, (kind, seed)  # the digit was drawn
 
 
 def test_sketchpad_layer_looks_like_gradios(mnist_test):
