@@ -39,8 +39,18 @@ def export_model(checkpoint: str, datamodule, output_dir: str, command: str, tra
     output.mkdir(parents=True, exist_ok=True)
     module = DigitClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
     learning_curves_figure({"": Path(log_dir) / "metrics.csv"}, output / "learning_curves.png")
+    init_from = module.hparams.get("init_from")
     return calibrate_and_save(module.net.float(), datamodule, output, command, training_seconds,
-                              Path(log_dir) / "config.yaml", module.hparams.get("init_from"))
+                              Path(log_dir) / "config.yaml", init_from, starting_members(init_from))
+
+
+def starting_members(init_from: str | None) -> list[dict] | None:
+    """The members' table of the ensemble a run started from (a local folder's ``metrics.json``), which the run's
+    export keeps: the ensemble's seeds and runs stay on its card."""
+    metrics_file = Path(init_from) / "metrics.json" if init_from else None
+    if metrics_file is None or not metrics_file.is_file():
+        return None
+    return json.loads(metrics_file.read_text()).get("members")
 
 
 def calibrate_and_save(trained: DigitNet, datamodule, output: Path, command: str, training_seconds: float,

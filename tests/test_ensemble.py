@@ -89,6 +89,14 @@ def test_the_ensemble_command_combines_runs_into_one_calibrated_model_with_its_c
         for name, value in single.state_dict().items():
             assert torch.allclose(member.state_dict()[name].float(), value.float(), rtol=1e-3, atol=1e-3), name
 
+    # Trained further (as the pen stage trains the shipped ensemble), it keeps its members' table on the new card.
+    further = run_train(tmp_path, "--model.members", "2", "--model.init_from", str(output),
+                        "--export_dir", str(tmp_path / "further"))
+    assert further.returncode == 0, further.stderr[-3000:]
+    card = (tmp_path / "further" / "README.md").read_text()
+    assert card.count("| seed0 | 0 |") == 1 and "trained them further, together" in card
+    assert json.loads((tmp_path / "further" / "metrics.json").read_text())["members"] == metrics["members"]
+
 
 def test_the_ensemble_command_refuses_runs_that_do_not_fit_together(two_runs, tmp_path, data_root):
     result = run_ensemble(str(two_runs[0]), "--output", str(tmp_path / "one"))
