@@ -101,9 +101,9 @@ def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int
     hard = misread_alone(recognizer, records, data_root)
     results, right, flagged, confidences, misread = {}, [], [], [], []
     for subset in SUBSETS:
-        chosen = [i for i, r in enumerate(records) if r["subset"] == subset][:limit]
-        misread.append(hard[chosen] if hard is not None else None)
-        chosen = [records[i] for i in chosen]
+        indices = [i for i, r in enumerate(records) if r["subset"] == subset][:limit]
+        misread.append(hard[indices] if hard is not None else None)
+        chosen = [records[i] for i in indices]
         images = [Image.open(data / r["file"]) for r in chosen]
         for image in images:
             image.load()
@@ -188,7 +188,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench/results/read.json"))
     args = parser.parse_args()
     if not (args.data / "labels.json").exists():
-        write_set(args.data, digit_pool(args.data_root, "test"), args.per_subset)
+        write_set(args.data, args.data_root, "test", args.per_subset)
     records = json.loads((args.data / "labels.json").read_text())
     recognizer = Recognizer.from_pretrained(args.model, line_reader=args.line_reader)
     results = evaluate(recognizer, args.data, records, args.limit, args.data_root)

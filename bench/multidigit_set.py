@@ -143,10 +143,10 @@ def sample(subset: str, index: int, pool: DigitPool, seed: int = 0) -> Sample:
     return render_number(random_text(subset, rng), subset, rng, pool)
 
 
-def write_set(out: Path, pool: DigitPool, per_subset: int, seed: int = 0, digits: str = "test") -> list[dict]:
-    """Write every subset's images under ``out/<subset>/`` and their labels to ``out/labels.json``; ``digits``
-    names the pool (see :func:`digit_pool`)."""
-    records = []
+def write_set(out: Path, data_root: str, digits: str, per_subset: int, seed: int = 0) -> list[dict]:
+    """Write every subset's images, written with the MNIST ``digits`` (see :func:`digit_pool`), under
+    ``out/<subset>/`` and their labels to ``out/labels.json``."""
+    pool, records = digit_pool(data_root, digits), []
     for subset in SUBSETS:
         (out / subset).mkdir(parents=True, exist_ok=True)
         for index in range(per_subset):
@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--digits", choices=("test", "validation"), default="test",
                         help="MNIST digits to write with: test (the benchmark) or held-out validation (tuning)")
     args = parser.parse_args()
-    records = write_set(args.out, digit_pool(args.data_root, args.digits), args.per_subset, args.seed, args.digits)
+    records = write_set(args.out, args.data_root, args.digits, args.per_subset, args.seed)
     print(f"wrote {len(records)} images to {args.out}")
 
 

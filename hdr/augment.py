@@ -89,15 +89,15 @@ def pen_strokes(images: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     """B×1×H×W strokes redrawn along their centre lines with a pen of ``radius`` pixels (one per image), drawn at
     twice the resolution and averaged down, so the edges are anti-aliased like MNIST's."""
     centre_lines = skeleton(F.interpolate(images, scale_factor=2, mode="bilinear", align_corners=False) > 0.5)
-    ink, pen = centre_lines.float(), torch.zeros_like(centre_lines, dtype=torch.float32)
+    ink = pen = centre_lines.float()
     steps = 2 * radius.view(-1, 1, 1, 1)  # the pen's radius in drawing pixels
     for step in range(1, math.ceil(float(steps.max())) + 1):
         # Alternating square and cross neighbourhoods grow an octagon, close to a round pen.
         grown = F.max_pool2d(ink, 3, stride=1, padding=1) if step % 2 else _grow_cross(ink)
-        fraction = (steps - (step - 1)).clamp(0, 1)  # the last step only partly, for radii between whole pixels
-        pen = torch.maximum(pen, torch.where(fraction > 0, ink + (grown - ink) * fraction, pen))
+        # Each step inks a new ring; the last one only partly, for radii between whole pixels.
+        pen = pen + (grown - ink) * (steps - (step - 1)).clamp(0, 1)
         ink = grown
-    return F.avg_pool2d(torch.maximum(pen, centre_lines.float()), 2)
+    return F.avg_pool2d(pen, 2)
 
 
 def _grow_cross(ink: torch.Tensor) -> torch.Tensor:
@@ -113,9 +113,8 @@ def skeleton(mask: torch.Tensor) -> torch.Tensor:
     while changed:
         changed = False
         for step in (0, 1):
-            p = image
-            n = [p[..., :-2, 1:-1], p[..., :-2, 2:], p[..., 1:-1, 2:], p[..., 2:, 2:],
-                 p[..., 2:, 1:-1], p[..., 2:, :-2], p[..., 1:-1, :-2], p[..., :-2, :-2]]
+            n = [image[..., :-2, 1:-1], image[..., :-2, 2:], image[..., 1:-1, 2:], image[..., 2:, 2:],
+                 image[..., 2:, 1:-1], image[..., 2:, :-2], image[..., 1:-1, :-2], image[..., :-2, :-2]]
             neighbours = sum(n)
             transitions = sum((1 - n[i]) * n[(i + 1) % 8] for i in range(8))
             p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
@@ -123,9 +122,9 @@ def skeleton(mask: torch.Tensor) -> torch.Tensor:
                 keep_rule = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
             else:
                 keep_rule = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
-            remove = (p[..., 1:-1, 1:-1] == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & keep_rule
+            remove = ((image[..., 1:-1, 1:-1] == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1)
+                      & keep_rule)
             if remove.any():
-                image = image.clone()
                 image[..., 1:-1, 1:-1][remove] = 0
                 changed = True
     return image[..., 1:-1, 1:-1].bool()

@@ -1,6 +1,8 @@
 """Batch augmentation: redrawing strokes with an even pen."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from hdr.augment import Augmentation, pen_strokes, skeleton
@@ -37,5 +39,5 @@ def test_augmentation_redraws_the_chosen_share_of_a_batch():
     still = Augmentation(rotation_degrees=0, scale=(1, 1), aspect=0, shear=0, translate_pixels=0, elastic_pixels=0,
                          thicken_probability=0, thin_probability=0)
     assert torch.allclose(still(batch), batch, atol=1e-5)
-    redrawn = Augmentation(**{**still.__dict__, "pen_probability": 1.0})(batch)
+    redrawn = dataclasses.replace(still, pen_probability=1.0)(batch)
     assert (redrawn - batch).abs().amax((1, 2, 3)).min() > 0.3  # every image redrawn
