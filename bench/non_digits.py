@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 # Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist), when present.
 FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
 LETTERS = "ABCDEFGHKMNPQRTUVWXYZabdefhkmnpqrtwxy#@%&?"  # no O/I/l/S/Z-like shapes that are digits in disguise
-SHAPES = ("circle", "square", "triangle", "scribble", "letter", "noise")
+SHAPES = ("circle", "square", "triangle", "scribble", "letter", "noise", "line")
 
 
 def render_shape(kind: str, seed: int, size: int = 400) -> Image.Image:
@@ -37,6 +37,11 @@ def render_shape(kind: str, seed: int, size: int = 400) -> Image.Image:
         font = ImageFont.load_default(size=int(size * 0.7))
         letter = LETTERS[int(rng.integers(len(LETTERS)))]
         draw.text((size / 2, size / 2), letter, fill=ink, font=font, anchor="mm")
+    elif kind == "line":  # a dash, an underline or an equals sign, slightly tilted
+        tilt = rng.uniform(-0.08, 0.08) * (high - low)
+        strokes = int(rng.integers(1, 3))
+        for row in np.linspace(0.45, 0.6, strokes) * size if strokes > 1 else [rng.uniform(0.3, 0.7) * size]:
+            draw.line([(low, row - tilt), (high, row + tilt)], fill=ink, width=width)
     else:  # noise: a textured surface with no writing at all
         values = rng.normal(128, 60, (size // 8, size // 8)).clip(0, 255).astype(np.uint8)
         image = Image.fromarray(values, "L").resize((size, size), Image.Resampling.BICUBIC)

@@ -21,6 +21,7 @@ from hdr.lines import line_strip
 from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, DigitPool, LineStyle, add_underline, render_line
 
 SPACING_WEIGHTS = (0.15, 0.2, 0.25, 0.2, 0.2)  # of SPACINGS
+BROKEN_SHARE = 0.25  # of the numbers, written with some of their digits broken
 SEPARATORS = ".,- "
 
 
@@ -32,10 +33,11 @@ def random_number(rng: np.random.Generator) -> str:
     return "".join(group + SEPARATORS[rng.integers(len(SEPARATORS))] for group in groups[:-1]) + groups[-1]
 
 
-def random_style(rng: np.random.Generator) -> LineStyle:
-    """A random way of writing a number. The baseline drifts only between separate digits: the strip
+def random_style(rng: np.random.Generator, spacing_weights=SPACING_WEIGHTS, broken_share=BROKEN_SHARE) -> LineStyle:
+    """A random way of writing a number: its spacing drawn with ``spacing_weights`` (of ``SPACINGS``), broken
+    strokes in ``broken_share`` of the numbers. The baseline drifts only between separate digits: the strip
     straightens a line digit by digit, so drift inside a run of touching digits would stay."""
-    spacing = SPACINGS[rng.choice(len(SPACINGS), p=SPACING_WEIGHTS)]
+    spacing = SPACINGS[rng.choice(len(SPACINGS), p=np.asarray(spacing_weights) / sum(spacing_weights))]
     drifts = spacing in ("spaced", "normal") and rng.random() < 0.4
     return LineStyle(
         scale=rng.uniform(1.0, 2.5),
@@ -43,16 +45,19 @@ def random_style(rng: np.random.Generator) -> LineStyle:
         size_jitter=rng.uniform(0.0, 0.2),
         drift_slope=rng.uniform(-0.08, 0.08) if drifts else 0.0,
         drift_wave=rng.uniform(0, 0.12) if drifts else 0.0,
-        broken=0.4 if rng.random() < 0.25 else 0.0,
+        broken=0.4 if rng.random() < broken_share else 0.0,
     )
 
 
 class LineDataset(Dataset):
     """``size`` random numbers as (strip, label indices). With a ``seed`` every index always gives the same
-    sample (validation); without one, every access draws a new sample (training)."""
+    sample (validation); without one, every access draws a new sample (training). ``spacing_weights`` and
+    ``broken_share`` are passed to :func:`random_style`."""
 
-    def __init__(self, pool: DigitPool, size: int, distortion: Augmentation | None, seed: int | None = None):
+    def __init__(self, pool: DigitPool, size: int, distortion: Augmentation | None, seed: int | None = None,
+                 spacing_weights=SPACING_WEIGHTS, broken_share: float = BROKEN_SHARE):
         self.pool, self.size, self.distortion, self.seed = pool, size, distortion, seed
+        self.spacing_weights, self.broken_share = spacing_weights, broken_share
 
     def __len__(self) -> int:
         return self.size
@@ -75,7 +80,7 @@ class LineDataset(Dataset):
         if self.distortion is not None:
             digits = self.distortion(digits)
         glyphs = {position: crop_to_ink(image[0].numpy()) for position, image in zip(positions, digits)}
-        style = random_style(rng)
+        style = random_style(rng, self.spacing_weights, self.broken_share)
         ink, boxes = render_line(text, style, self.pool, rng, glyphs)
         height = DIGIT_HEIGHT * style.scale
         if rng.random() < 0.1:
@@ -120,11 +125,15 @@ class LineDataModule(L.LightningDataModule):
         batch_size: numbers per batch.
         num_workers: processes rendering numbers (0: in the training process).
         distortion: random distortion of each digit before it is written.
+        spacing_weights: how often training numbers are spaced, tight, normal, touching, overlapping
+            (``SPACINGS``; validation numbers always use ``SPACING_WEIGHTS``).
+        broken_share: share of the training numbers with broken strokes (validation: ``BROKEN_SHARE``).
     """
 
     def __init__(self, data_root: str = "../shared/data", download: bool = True, val_size: int = mnist.VALIDATION_SIZE,
                  split_seed: int = mnist.SPLIT_SEED, train_numbers: int = 20000, val_numbers: int = 1000, batch_size: int = 32,
-                 num_workers: int = 0, distortion: Augmentation | None = None):
+                 num_workers: int = 0, distortion: Augmentation | None = None,
+                 spacing_weights: list[float] = list(SPACING_WEIGHTS), broken_share: float = BROKEN_SHARE):
         super().__init__()
         self.save_hyperparameters(ignore=["distortion"])
         self.distortion = distortion
@@ -137,7 +146,8 @@ class LineDataModule(L.LightningDataModule):
         train_index, val_index = mnist.split(len(labels), self.hparams.val_size, self.hparams.split_seed)
         train_pool = DigitPool(images[train_index].numpy(), labels[train_index].numpy())
         val_pool = DigitPool(images[val_index].numpy(), labels[val_index].numpy())
-        self.train_set = LineDataset(train_pool, self.hparams.train_numbers, self.distortion)
+        self.train_set = LineDataset(train_pool, self.hparams.train_numbers, self.distortion,
+                                     spacing_weights=self.hparams.spacing_weights, broken_share=self.hparams.broken_share)
         self.val_set = LineDataset(val_pool, self.hparams.val_numbers, None, seed=self.hparams.split_seed)
 
     def train_dataloader(self) -> DataLoader:

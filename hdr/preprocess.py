@@ -41,6 +41,9 @@ THIN_STROKE, FAT_STROKE = 1.9, 4.4  # strokes outside this range are re-stroked 
 CROP_WORKING_SIDE = 160  # the ink crop is resampled to about this size for stroke-width work
 FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak ink signal
 LINE_COVERAGE = 0.8  # a ruled line is inked along at least this fraction of the image
+WIDE_INK_ASPECT = 0.6  # one piece of ink this wide for its height may be touching digits (at 1.0, a quarter of
+# the touching pairs such as "11", "14" or "71" were missed)
+MAX_DIGIT_ASPECT = 3.0  # ink wider than this × its height is not one digit: none of MNIST's 70,000 is over 2.5×
 SOLID_INK = 0.5  # ink counted when telling pieces apart (a faint ruled line left under a number would join them)
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 NO_INK = "No ink found: the image looks empty. Write or draw a digit with clear contrast."
@@ -61,9 +64,10 @@ class Preprocessed:
     model_input: np.ndarray  # 28×28 float32 in [0, 1], ink high
     ink_box: Box  # in source pixels
     several_digits: bool = False  # the ink stands in separate pieces side by side (see :func:`ink_columns`)
-    # the ink map cropped to the ink, kept when it is one piece at least as wide as it is tall: digits that touch
-    # look like that, and the recognizer asks its line reader how many digits it holds
+    # the ink map cropped to the ink, kept when it is one piece at least WIDE_INK_ASPECT times as wide as it is
+    # tall: digits that touch look like that, and the recognizer asks its line reader how many digits it holds
     wide_ink: np.ndarray | None = None
+    too_wide: bool = False  # one piece over MAX_DIGIT_ASPECT times wider than tall: a dash or a line, not a digit
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -600,9 +604,11 @@ def preprocess(source) -> Preprocessed:
     columns = ink_columns(ink)
     height = box[3] - box[1]
     wide_ink = None
-    if columns == 1 and box[2] - box[0] >= height:  # with blank margins: a stroke across a tight crop looks ruled
+    # with blank margins: a stroke across a tight crop looks ruled
+    if columns == 1 and box[2] - box[0] >= WIDE_INK_ASPECT * height:
         wide_ink = np.pad(ink[box[1] : box[3], box[0] : box[2]], ((0, 0), (height // 2, height // 2)))
-    return Preprocessed(model_input, ink_box, several_digits=columns >= 2, wide_ink=wide_ink)
+    too_wide = columns < 2 and box[2] - box[0] > MAX_DIGIT_ASPECT * height
+    return Preprocessed(model_input, ink_box, several_digits=columns >= 2, wide_ink=wide_ink, too_wide=too_wide)
 
 
 def to_image_box(box: Box, ink_shape: tuple[int, int], region: Box) -> tuple[float, float, float, float]:

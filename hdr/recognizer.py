@@ -90,15 +90,17 @@ class Recognizer:
         return predictions
 
     def classify_prepared(self, prepared: Sequence[Preprocessed]) -> list[Prediction]:
-        """Classify preprocessed images in one model call; those that look like several digits are flagged unsure:
-        ink in pieces side by side, or one wide piece in which the line reader reads several digits."""
+        """Classify preprocessed images in one model call. Flagged unsure: what looks like several digits (ink in
+        pieces side by side, or one wide piece in which the line reader reads several digits), and ink far wider
+        than any digit that is not several digits (a dash, a line)."""
         predictions = self.classify([item.model_input for item in prepared])
         several = [item.several_digits for item in prepared]
         wide = [number for number, item in enumerate(prepared) if item.wide_ink is not None]
         for number, count in zip(wide, reader.count_digits(self.line_reader, [prepared[n].wide_ink for n in wide])):
             several[number] = count >= 2
-        return [replace(prediction, unsure=True, several_digits=True) if is_several else prediction
-                for prediction, is_several in zip(predictions, several)]
+        return [replace(prediction, unsure=True, several_digits=True) if is_several
+                else replace(prediction, unsure=True) if item.too_wide else prediction
+                for prediction, is_several, item in zip(predictions, several, prepared)]
 
     def predict(self, image) -> Prediction:
         """Read one digit from a path, bytes, a PIL image or a uint8 array (H×W, H×W×3, H×W×4).

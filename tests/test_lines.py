@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hdr.line_data import BROKEN_SHARE, SPACING_WEIGHTS, LineDataModule, random_style
 from hdr.line_model import FRAME_WIDTH, STRIP_HEIGHT
 from hdr.lines import STRIP_DIGIT_HEIGHT, line_strip
-from hdr.synthetic import DigitPool, LineStyle, add_underline, render_line
+from hdr.synthetic import SPACINGS, DigitPool, LineStyle, add_underline, render_line
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,21 @@ def test_underline_ruled_lines_and_specks_are_dropped(pool):
 
 def test_no_ink_gives_no_strip():
     assert line_strip(np.zeros((50, 80), np.float32)) is None
+
+
+def test_training_numbers_follow_the_chosen_mix_of_spacings_and_broken_strokes():
+    rng = np.random.default_rng(0)
+    only_touching = [random_style(rng, spacing_weights=[0, 0, 0, 1, 0], broken_share=1.0) for _ in range(50)]
+    assert {style.spacing for style in only_touching} == {"touching"}
+    assert all(style.broken > 0 for style in only_touching)
+    default = [random_style(rng) for _ in range(400)]
+    assert {style.spacing for style in default} == set(SPACINGS)
+    assert 0.15 < np.mean([style.broken > 0 for style in default]) < 0.35  # BROKEN_SHARE of them
+
+
+def test_the_data_module_trains_on_its_mix_and_validates_on_the_usual_one(data_root):
+    data = LineDataModule(data_root, download=False, train_numbers=8, val_numbers=8,
+                          spacing_weights=[0, 0, 0, 0, 1], broken_share=0.0)
+    data.setup("fit")
+    assert (data.train_set.spacing_weights, data.train_set.broken_share) == ([0, 0, 0, 0, 1], 0.0)
+    assert (data.val_set.spacing_weights, data.val_set.broken_share) == (SPACING_WEIGHTS, BROKEN_SHARE)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from bench.non_digits import render_shape
 from hdr import BlankImageError, InvalidImageError, Recognizer
@@ -105,6 +105,32 @@ def test_shapes_that_are_no_digit_are_flagged_far_more_often_than_digits(recogni
     digits = recognizer.classify(list(images[:1000].astype(np.float32) / 255))
     assert np.mean(flagged) >= 0.35
     assert np.mean([p.unsure for p in digits]) <= 0.02
+
+
+def line_drawing(*lines: tuple[float, float, float, float]) -> Image.Image:
+    """Pen lines (x0, y0, x1, y1) on white paper."""
+    paper = Image.new("L", (400, 400), 250)
+    for line in lines:
+        ImageDraw.Draw(paper).line(line, fill=20, width=14)
+    return paper
+
+
+@pytest.mark.parametrize("name, drawing", [
+    ("dash", line_drawing((50, 200, 350, 200))),
+    ("tilted line", line_drawing((50, 230, 350, 180))),
+    ("equals sign", line_drawing((60, 170, 340, 175), (60, 230, 340, 235))),
+])
+def test_a_dash_or_a_line_is_not_read_as_a_digit(recognizer, name, drawing):
+    prediction = recognizer.predict(drawing)
+    assert prediction.unsure and not prediction.several_digits, name
+
+
+def test_the_widest_handwritten_digits_are_still_read(recognizer, mnist_train):
+    images, labels = mnist_train
+    widest = [59734, 42491, 42503, 42337, 56939]  # ink 2.5 times wider than tall, the widest of MNIST's 70,000
+    predictions = recognizer.predict_batch([paper_digit(images[index]) for index in widest])
+    assert [p.digit for p in predictions] == [labels[index] for index in widest]
+    assert not any(p.unsure for p in predictions)
 
 
 @pytest.mark.parametrize("source, message", [
