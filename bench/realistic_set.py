@@ -2,9 +2,9 @@
 
 Each MNIST digit is re-drawn as ink on a synthetic medium: a phone photo of paper, a scan of ruled
 paper, a Gradio sketchpad canvas, a hair-thin pen, a fat marker, a thumbnail, a small digit in a
-corner, chalk on a board. The digit's shape comes from MNIST; its strokes are re-drawn either by
-thresholding a smooth upscale (keeps the writer's stroke width) or along its skeleton with a
-chosen pen width (and round the edge of loops the writer inked solid).
+corner, chalk on a board, a note lying on a desk. The digit's shape comes from MNIST; its strokes
+are re-drawn either by thresholding a smooth upscale (keeps the writer's stroke width) or along its
+skeleton with a chosen pen width (and round the edge of loops the writer inked solid).
 
     python bench/realistic_set.py                      # 300 images per kind → bench/data/realistic/
     python bench/realistic_set.py --per-kind 50 --kinds photo scan
@@ -34,7 +34,7 @@ from hdr import augment, mnist  # noqa: E402
 
 KINDS = (
     "photo", "scan", "sketch_transparent", "sketch_white", "thin_pen",
-    "thick_marker", "small", "off_centre", "dark_background",
+    "thick_marker", "small", "off_centre", "dark_background", "sheet_on_desk",
 )
 DEFAULT_OUTPUT = REPO / "bench" / "data" / "realistic"
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
@@ -402,6 +402,43 @@ def render_dark_background(digit, rng):
     return board_image
 
 
+def render_sheet_on_desk(digit, rng):
+    """Phone photo of a note lying on a desk: a sheet covering 15–60% of the picture, turned by up to 25°, on a
+    darker wood-grained or plain surface; uneven light, perspective, blur, noise, JPEG."""
+    height, width = canvas_size(rng, 1000, 2000)
+    desk_colour = rng.uniform(40, 150) * np.array([1, rng.uniform(0.75, 0.95), rng.uniform(0.5, 0.9)])
+    desk = np.ones((height, width, 3), np.float32) * desk_colour.astype(np.float32)
+    grain = smooth_noise((height // 8, width), rng.uniform(4, 30), rng)  # stretched along the boards
+    desk += rng.uniform(3, 12) * np.asarray(Image.fromarray(grain).resize((width, height)), np.float32)[:, :, None]
+    area = rng.uniform(0.15, 0.6) * height * width
+    aspect = rng.uniform(0.7, 1.4)
+    sheet_width = min(int(math.sqrt(area * aspect)), int(0.75 * width))
+    sheet_height = min(int(area / sheet_width), int(0.75 * height))
+    paper = np.ones((sheet_height, sheet_width, 3), np.float32) * rng.uniform(215, 250)
+    ink_height = int(min(sheet_height, sheet_width) * rng.uniform(0.4, 0.7))
+    strokes = natural_strokes(digit, ink_height) if rng.random() < 0.6 else pen_strokes(
+        digit, ink_height, ink_height * rng.uniform(0.05, 0.1), rng)
+    strokes = fit(slant(strokes, rng), (sheet_height, sheet_width))
+    top, left = place((sheet_height, sheet_width), strokes.shape, rng, 0.1)
+    ink = rng.choice([(25, 25, 30), (20, 30, 110)])
+    sheet = Image.fromarray(to_uint8(composite(paper, strokes, ink, rng.uniform(0.8, 1.0), top, left)), "RGB")
+    angle = rng.uniform(-25, 25)
+    sheet_mask = Image.new("L", sheet.size, 255).rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    sheet = sheet.rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    if sheet.width >= width or sheet.height >= height:  # turned, it no longer fits: shrink it
+        factor = 0.95 * min(width / sheet.width, height / sheet.height)
+        size = (int(sheet.width * factor), int(sheet.height * factor))
+        sheet, sheet_mask = sheet.resize(size, Image.Resampling.BOX), sheet_mask.resize(size, Image.Resampling.BOX)
+    photo = Image.fromarray(to_uint8(desk), "RGB")
+    photo.paste(sheet, (int(rng.integers(0, width - sheet.width + 1)), int(rng.integers(0, height - sheet.height + 1))),
+                sheet_mask)
+    image = np.asarray(photo, np.float32) * lighting((height, width), rng, rng.uniform(0.2, 0.5))[:, :, None]
+    photo = perspective(Image.fromarray(to_uint8(image), "RGB"), rng, 0.05, tuple(int(c) for c in desk_colour))
+    photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5)))
+    noisy = np.asarray(photo, np.float32) + gaussian_noise(rng, rng.uniform(2, 6), (height, width, 3))
+    return jpeg(Image.fromarray(to_uint8(noisy), "RGB"), int(rng.integers(50, 86)))
+
+
 RENDERERS = {
     "photo": render_photo,
     "scan": render_scan,
@@ -412,6 +449,7 @@ RENDERERS = {
     "small": render_small,
     "off_centre": render_off_centre,
     "dark_background": render_dark_background,
+    "sheet_on_desk": render_sheet_on_desk,
 }
 
 

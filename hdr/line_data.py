@@ -54,8 +54,8 @@ class LineDataset(Dataset):
     sample (validation); without one, every access draws a new sample (training). ``spacing_weights`` and
     ``broken_share`` are passed to :func:`random_style`."""
 
-    def __init__(self, pool: DigitPool, size: int, distortion: Augmentation | None, seed: int | None = None,
-                 spacing_weights=SPACING_WEIGHTS, broken_share: float = BROKEN_SHARE):
+    def __init__(self, pool: DigitPool, size: int, distortion: Augmentation | None,
+                 spacing_weights=SPACING_WEIGHTS, broken_share: float = BROKEN_SHARE, seed: int | None = None):
         self.pool, self.size, self.distortion, self.seed = pool, size, distortion, seed
         self.spacing_weights, self.broken_share = spacing_weights, broken_share
 
@@ -147,7 +147,7 @@ class LineDataModule(L.LightningDataModule):
         train_pool = DigitPool(images[train_index].numpy(), labels[train_index].numpy())
         val_pool = DigitPool(images[val_index].numpy(), labels[val_index].numpy())
         self.train_set = LineDataset(train_pool, self.hparams.train_numbers, self.distortion,
-                                     spacing_weights=self.hparams.spacing_weights, broken_share=self.hparams.broken_share)
+                                     self.hparams.spacing_weights, self.hparams.broken_share)
         self.val_set = LineDataset(val_pool, self.hparams.val_numbers, None, seed=self.hparams.split_seed)
 
     def train_dataloader(self) -> DataLoader:

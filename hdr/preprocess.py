@@ -26,6 +26,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage as ndi
 
+from hdr.sheet import find_sheet
+
 MAX_PIXELS = 40_000_000  # larger images are refused (a 12 Mpx phone photo is fine)
 MAX_FILE_BYTES = 64 * 1024 * 1024
 ORIENTATION_TAG = 0x0112  # EXIF: how the camera was held
@@ -621,6 +623,21 @@ def to_image_box(box: Box, ink_shape: tuple[int, int], region: Box) -> tuple[flo
 def find_ink(image: Image.Image, single_digit: bool = True) -> tuple[np.ndarray, Box]:
     """The ink map of a digit (or with ``single_digit=False``, of a number), and the region of ``image`` it
     covers (left, top, right, bottom).
+
+    On a photo of a sheet of paper lying on a darker desk, the ink is looked for on the sheet alone
+    (:func:`hdr.sheet.find_sheet`), unless none is found there.
+    """
+    sheet = find_sheet(image)
+    if sheet is not None:
+        paper, (left, top, _, _) = sheet
+        ink, region = _find_ink_in(paper, single_digit)
+        if ink_bounding_box(ink) is not None:
+            return ink, (region[0] + left, region[1] + top, region[2] + left, region[3] + top)
+    return _find_ink_in(image, single_digit)
+
+
+def _find_ink_in(image: Image.Image, single_digit: bool) -> tuple[np.ndarray, Box]:
+    """:func:`find_ink` on the whole of ``image``.
 
     Ink is looked for on the working copy. When that copy is a reduction and the writing in it is small (a
     thin pen digit in a corner of a scanned page, a short number on a form) or not found at all, the image is

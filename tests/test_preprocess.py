@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
 from hdr.preprocess import (
@@ -148,6 +148,38 @@ def test_exif_rotated_jpeg_is_turned_upright(examples, recognizer):
     assert loaded.size == upright.size
     assert np.abs(preprocess(buffer.getvalue()).model_input - preprocess(upright).model_input).mean() < 0.03
     assert recognizer.predict(buffer.getvalue()).digit == label
+
+
+def note_on_desk(digit: np.ndarray, sheet: tuple[int, int, int, int], desk: int) -> Image.Image:
+    """A 1200×900 photo of a sheet of paper (box ``sheet``) with the digit in its middle, on a plain desk."""
+    photo = Image.new("L", (1200, 900), desk)
+    left, top, right, bottom = sheet
+    paper = Image.new("L", (right - left, bottom - top), 225)
+    side = min(paper.size) // 2
+    ink = Image.fromarray(np.minimum(255 - digit, 225).astype(np.uint8)).resize((side, side), Image.BICUBIC)
+    paper.paste(ink, ((paper.width - side) // 2, (paper.height - side) // 2))
+    photo.paste(paper, (left, top))
+    return photo
+
+
+@pytest.mark.parametrize("desk", [40, 120])
+def test_a_note_on_a_desk_is_read_on_the_sheet(mnist_test, recognizer, desk):
+    """A sheet covering a quarter of the photo: the desk around it is not taken for the paper."""
+    images, labels = mnist_test
+    sheet = (500, 250, 1000, 700)
+    for index in range(5):
+        prepared = preprocess(note_on_desk(images[index], sheet, desk))
+        left, top, right, bottom = prepared.ink_box
+        assert sheet[0] < left < right < sheet[2] and sheet[1] < top < bottom < sheet[3]
+        assert recognizer.predict(note_on_desk(images[index], sheet, desk)).digit == labels[index]
+
+
+def test_a_bold_light_bar_on_a_dark_board_is_still_ink(recognizer):
+    """A bright region shaped like a sheet but holding no ink is the writing itself: a fat chalk 1."""
+    board = Image.new("L", (400, 400), 30)
+    ImageDraw.Draw(board).rectangle([160, 50, 240, 350], fill=230)
+    prediction = recognizer.predict(board)
+    assert prediction.digit == 1 and not prediction.unsure
 
 
 def test_transparent_canvas_ink_comes_from_alpha(examples, recognizer):

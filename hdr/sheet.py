@@ -1,0 +1,78 @@
+"""A sheet of paper photographed on a darker desk: found, cut out, and the desk around it painted paper-coloured.
+
+A phone photo of a note lying on a table shows a bright, rectangular sheet inside a darker surround. When the
+sheet covers little of the picture, the desk looks like the paper and the sheet like a huge stroke of light
+ink; so :func:`hdr.preprocess.find_ink` looks for the ink on the sheet alone.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+from scipy.spatial import ConvexHull, QhullError
+
+THUMB_SIDE = 96  # the sheet is looked for on a thumbnail this size
+MIN_CONTRAST = 0.15  # the sheet is at least this much brighter than the desk (luminance in [0, 1])
+MIN_AREA, MAX_AREA = 0.08, 0.85  # share of the picture the sheet covers (above MAX_AREA the paper fills it anyway)
+MIN_SOLIDITY = 0.8  # the sheet is mostly paper: the ink on it, holes in the bright region, is a small part
+MIN_RECTANGULARITY = 0.85  # share of its smallest enclosing (rotated) rectangle it fills: a sheet, not a disc
+EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
+
+
+def find_sheet(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int]] | None:
+    """The sheet cut out of ``image`` (grayscale; the desk left in its box painted the paper's colour) and its box
+    (left, top, right, bottom) in ``image``; ``None`` when there is no such sheet or it fills the picture."""
+    width, height = image.size
+    scale = THUMB_SIDE / max(width, height)
+    thumb = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
+    if "A" in thumb.getbands() and np.asarray(thumb.getchannel("A")).min() < 250:
+        return None  # a transparent canvas, not a photo
+    luminance = np.asarray(thumb.convert("L"), np.float32) / 255
+    bright = luminance > otsu_level(luminance)
+    if bright.all() or not bright.any() or luminance[bright].mean() - luminance[~bright].mean() < MIN_CONTRAST:
+        return None
+    labels, _ = ndi.label(bright)
+    sheet = labels == 1 + np.argmax(np.bincount(labels.ravel())[1:])
+    filled = ndi.binary_fill_holes(sheet)
+    if not MIN_AREA <= filled.mean() <= MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
+        return None
+    if filled.sum() < MIN_RECTANGULARITY * smallest_rectangle_area(filled):
+        return None
+    rows, cols = np.nonzero(filled)
+    box = (int(cols.min() / scale), int(rows.min() / scale),
+           min(width, int(np.ceil((cols.max() + 1) / scale))), min(height, int(np.ceil((rows.max() + 1) / scale))))
+    paper_colour = int(255 * np.median(luminance[sheet]))
+    crop = image.crop(box).convert("L")
+    inside = ndi.binary_erosion(filled, iterations=EDGE)[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    inside = Image.fromarray(inside).resize(crop.size, Image.Resampling.NEAREST)
+    return Image.composite(crop, Image.new("L", crop.size, paper_colour), inside), box
+
+
+def otsu_level(values: np.ndarray) -> float:
+    """Otsu's threshold of values in [0, 1]: the level that best splits them into a dark and a bright class."""
+    histogram, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(histogram)
+    mass = np.cumsum(histogram * centres)
+    dark, bright = weight[:-1], weight[-1] - weight[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = dark * bright * (mass[:-1] / dark - (mass[-1] - mass[:-1]) / bright) ** 2
+    return float(edges[1 + int(np.nanargmax(between))]) if np.isfinite(between).any() else 0.5
+
+
+def smallest_rectangle_area(mask: np.ndarray) -> float:
+    """Area of the smallest rotated rectangle holding the mask's pixels (rotating calipers on the convex hull)."""
+    rows, cols = np.nonzero(mask)
+    corners = np.concatenate([np.stack([cols + dx, rows + dy], 1) for dx in (0, 1) for dy in (0, 1)]).astype(float)
+    try:
+        hull = corners[ConvexHull(corners).vertices]
+    except QhullError:
+        return float(mask.sum())
+    edges = np.roll(hull, -1, axis=0) - hull
+    angles = np.arctan2(edges[:, 1], edges[:, 0])
+    best = np.inf
+    for angle in angles:
+        c, s = np.cos(angle), np.sin(angle)
+        rotated = hull @ np.array([[c, -s], [s, c]])
+        best = min(best, float(np.ptp(rotated[:, 0]) * np.ptp(rotated[:, 1])))
+    return best
