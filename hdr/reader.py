@@ -98,12 +98,13 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
             for (ink, region), strip, characters, places in zip(found, strips, lines, placed)]
 
 
-def count_digits(model: LineNet, inks: list[np.ndarray]) -> list[int]:
-    """How many digits the line reader reads in each ink map (0 where it finds nothing worth reading)."""
+def digit_confidences(model: LineNet, inks: list[np.ndarray]) -> list[list[float]]:
+    """The confidence of each digit the line reader reads in each ink map (none where it finds nothing worth
+    reading)."""
     strips = [line_strip(ink) for ink in inks]
     readable = [strip.pixels for strip in strips if strip is not None]
     decoded = iter(read_strips(model, readable) if readable else [])
-    return [0 if strip is None else sum(c.char.isdigit() for c in next(decoded)) for strip in strips]
+    return [[] if strip is None else [c.confidence for c in next(decoded) if c.char.isdigit()] for strip in strips]
 
 
 @torch.inference_mode()

@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
 THUMB_SIDE = 96  # the sheet is looked for on a thumbnail this size
-MIN_CONTRAST = 0.15  # the sheet is at least this much brighter than the desk (luminance in [0, 1])
+MIN_CONTRAST = 0.15  # the sheet is this much brighter than the desk (luminance in [0, 1]), right across its edge
 MIN_AREA, MAX_AREA = 0.08, 0.85  # share of the picture the sheet covers (above MAX_AREA the paper fills it anyway)
 MIN_SOLIDITY = 0.8  # the sheet is mostly paper: the ink on it, holes in the bright region, is a small part
 MIN_RECTANGULARITY = 0.85  # share of its smallest enclosing (rotated) rectangle it fills: a sheet, not a disc
@@ -38,6 +38,8 @@ def find_sheet(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, in
         return None
     if filled.sum() < MIN_RECTANGULARITY * smallest_rectangle_area(filled):
         return None
+    if edge_step(luminance, filled) < MIN_CONTRAST:
+        return None
     rows, cols = np.nonzero(filled)
     box = (int(cols.min() / scale), int(rows.min() / scale),
            min(width, int(np.ceil((cols.max() + 1) / scale))), min(height, int(np.ceil((rows.max() + 1) / scale))))
@@ -46,6 +48,14 @@ def find_sheet(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, in
     inside = ndi.binary_erosion(filled, iterations=EDGE)[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     inside = Image.fromarray(inside).resize(crop.size, Image.Resampling.NEAREST)
     return Image.composite(crop, Image.new("L", crop.size, paper_colour), inside), box
+
+
+def edge_step(luminance: np.ndarray, region: np.ndarray, width: int = 2) -> float:
+    """How much brighter ``region`` is just inside its edge than just outside it: a sheet's edge is a sharp step,
+    a lighting gradient has none."""
+    inside = region & ~ndi.binary_erosion(region, iterations=width)
+    outside = ndi.binary_dilation(region, iterations=width) & ~region
+    return float(luminance[inside].mean() - luminance[outside].mean()) if outside.any() else 0.0
 
 
 def otsu_level(values: np.ndarray) -> float:
