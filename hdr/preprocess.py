@@ -8,6 +8,8 @@ The pipeline, one function per step:
   transparent canvases; otherwise grayscale, uneven lighting removed by a robust polynomial fit of
   the paper, ink polarity decided (dark pen on paper or chalk on a board), noise-aware threshold,
   ruled lines and specks removed.
+* :func:`find_ink` — the ink map of the image (a note photographed on a desk: of the sheet alone,
+  :mod:`hdr.sheet`), looked at again more closely where the writing is small in a big image.
 * :func:`to_model_input` — crop to the ink, normalise the stroke width, fit the longer side in
   20 px keeping the aspect ratio (anti-aliased) and centre the centre of mass in 28×28, as MNIST does.
 * :func:`preprocess` — all of the above on a downscaled working copy (for speed), plus the ink box

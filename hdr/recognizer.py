@@ -26,9 +26,10 @@ class Prediction:
 
     ``digit`` is always the most likely digit; ``unsure`` is set when the calibrated confidence is
     below the model's ``min_confidence`` or the image looks too little like any digit (its evidence is below
-    ``min_evidence``): it may not be a digit at all. It is also set with ``several_digits`` when the ink stands
-    in separate pieces side by side, like a number, or is one wide piece in which the line reader reads several
-    digits, like a number whose digits touch (read those with :meth:`Recognizer.read`).
+    ``min_evidence``, the ink is far wider than a digit, or the line reader reads several digits in it, unsurely):
+    it may not be a digit at all. It is also set with ``several_digits`` when the ink stands in separate pieces
+    side by side, like a number, or is one wide piece in which the line reader surely reads several digits, like a
+    number whose digits touch (read those with :meth:`Recognizer.read`).
     """
 
     digit: int
