@@ -14,13 +14,13 @@ from scipy.spatial import ConvexHull, QhullError
 THUMB_SIDE = 96  # the sheet is looked for on a thumbnail this size
 MIN_CONTRAST = 0.15  # the sheet is this much brighter than the desk (luminance in [0, 1]), right across its edge
 MIN_AREA, MAX_AREA = 0.08, 0.85  # share of the picture the sheet covers (above MAX_AREA the paper fills it anyway)
-MIN_SOLIDITY = 0.8  # the sheet is mostly paper: the ink on it, holes in the bright region, is a small part
+MIN_SOLIDITY = 0.6  # the sheet is mostly paper: the ink on it (holes in the bright region) is less
 MIN_RECTANGULARITY = 0.85  # share of its smallest enclosing (rotated) rectangle it fills: a sheet, not a disc
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
 
 def find_sheet(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int]] | None:
-    """The sheet cut out of ``image`` (grayscale; the desk left in its box painted the paper's colour) and its box
+    """The sheet cut out of ``image`` (grayscale; the desk left in its box painted like the paper) and its box
     (left, top, right, bottom) in ``image``; ``None`` when there is no such sheet or it fills the picture."""
     width, height = image.size
     scale = THUMB_SIDE / max(width, height)
@@ -43,11 +43,15 @@ def find_sheet(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, in
     rows, cols = np.nonzero(filled)
     box = (int(cols.min() / scale), int(rows.min() / scale),
            min(width, int(np.ceil((cols.max() + 1) / scale))), min(height, int(np.ceil((rows.max() + 1) / scale))))
-    paper_colour = int(255 * np.median(luminance[sheet]))
+    window = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+    inside = ndi.binary_erosion(filled, iterations=EDGE)
     crop = image.crop(box).convert("L")
-    inside = ndi.binary_erosion(filled, iterations=EDGE)[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    inside = Image.fromarray(inside).resize(crop.size, Image.Resampling.NEAREST)
-    return Image.composite(crop, Image.new("L", crop.size, paper_colour), inside), box
+    # The desk is painted with the brightness of the nearest paper, so that the paint follows the sheet's lighting.
+    _, (nearest_row, nearest_col) = ndi.distance_transform_edt(~(inside & sheet), return_indices=True)
+    paper = Image.fromarray(255 * luminance[nearest_row, nearest_col][window])
+    paper = paper.resize(crop.size, Image.Resampling.BILINEAR).convert("L")
+    inside = Image.fromarray(inside[window]).resize(crop.size, Image.Resampling.NEAREST)
+    return Image.composite(crop, paper, inside), box
 
 
 def edge_step(luminance: np.ndarray, region: np.ndarray, width: int = 2) -> float:
