@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import ndimage
 
 from bench.multidigit_set import render_number
-from hdr.synthetic import DigitPool, LineStyle, render_line
+from hdr.synthetic import DigitPool
 from hdr import BlankImageError, InvalidImageError
 from hdr.line_model import Character
 from hdr.reader import Reading, combine_readings, draw_reading
@@ -267,18 +267,3 @@ def test_cli_read(tmp_path, pool):
     assert result.returncode == 1
     assert lines[0]["text"] == "4096" and lines[0]["file"] == str(good)
     assert lines[1]["file"] == str(bad) and "image" in lines[1]["error"].lower()
-
-
-def test_two_touching_digits_narrower_than_tall_are_flagged_as_several_digits(recognizer, pool):
-    """A touching "11", "14" or "71" can be narrower than it is tall; the line reader is asked about it too."""
-    narrow = []
-    for text in ("11", "14", "41", "17", "71"):
-        for seed in range(6):
-            ink, _ = render_line(text, LineStyle(scale=4, spacing="touching"), pool, np.random.default_rng(seed))
-            rows, cols = np.nonzero(ink > 0.3)
-            one_piece = ndimage.label(ink > 0.3, structure=np.ones((3, 3)))[1] == 1
-            if one_piece and 0.6 * np.ptp(rows) <= np.ptp(cols) < np.ptp(rows):
-                narrow.append(np.round(255 * (1 - np.pad(ink, 20))).astype(np.uint8))
-    assert len(narrow) >= 10
-    flagged = [p.several_digits and p.unsure for p in recognizer.predict_batch(narrow)]
-    assert all(flagged), f"{sum(flagged)} of {len(narrow)}"
