@@ -8,6 +8,8 @@ digits, validation numbers the held-out validation digits (the same seeded split
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 import numpy as np
 import torch
@@ -33,7 +35,8 @@ def random_number(rng: np.random.Generator) -> str:
     return "".join(group + SEPARATORS[rng.integers(len(SEPARATORS))] for group in groups[:-1]) + groups[-1]
 
 
-def random_style(rng: np.random.Generator, spacing_weights=SPACING_WEIGHTS, broken_share=BROKEN_SHARE) -> LineStyle:
+def random_style(rng: np.random.Generator, spacing_weights: Sequence[float] = SPACING_WEIGHTS,
+                 broken_share: float = BROKEN_SHARE) -> LineStyle:
     """A random way of writing a number: its spacing drawn with ``spacing_weights`` (of ``SPACINGS``), broken
     strokes in ``broken_share`` of the numbers. The baseline drifts only between separate digits: the strip
     straightens a line digit by digit, so drift inside a run of touching digits would stay."""
@@ -55,7 +58,8 @@ class LineDataset(Dataset):
     ``broken_share`` are passed to :func:`random_style`."""
 
     def __init__(self, pool: DigitPool, size: int, distortion: Augmentation | None,
-                 spacing_weights=SPACING_WEIGHTS, broken_share: float = BROKEN_SHARE, seed: int | None = None):
+                 spacing_weights: Sequence[float] = SPACING_WEIGHTS, broken_share: float = BROKEN_SHARE,
+                 seed: int | None = None):
         self.pool, self.size, self.distortion, self.seed = pool, size, distortion, seed
         self.spacing_weights, self.broken_share = spacing_weights, broken_share
 
