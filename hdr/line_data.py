@@ -20,7 +20,7 @@ from hdr import mnist
 from hdr.augment import Augmentation
 from hdr.line_model import ALPHABET
 from hdr.lines import line_strip
-from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, DigitPool, LineStyle, add_underline, render_line
+from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, DigitPool, LineStyle, add_underline, crop_to_ink, render_line
 
 SPACING_WEIGHTS = (0.15, 0.2, 0.25, 0.2, 0.2)  # of SPACINGS
 BROKEN_SHARE = 0.25  # of the numbers, written with some of their digits broken
@@ -94,14 +94,6 @@ class LineDataset(Dataset):
         top, left = max(rows.min() - margin, 0), max(cols.min() - margin, 0)
         strip = line_strip(ink[top : rows.max() + margin, left : cols.max() + margin])
         return None if strip is None else strip.pixels
-
-
-def crop_to_ink(image: np.ndarray) -> np.ndarray:
-    """The part of a digit image that holds ink (the whole image if it has none)."""
-    rows, cols = np.nonzero(image > 0.1)
-    if len(rows) == 0:
-        return image
-    return image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
 def collate(samples: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -16,7 +16,7 @@ from hdr.preprocess import Preprocessed, preprocess
 
 # A wide piece of ink is several digits when the line reader reads at least two there with this confidence: touching
 # digits are read surely, scribbles and letters mostly not (of the benchmark's 280 non-digit images, 54 were taken
-# for several digits without this rule, 9 with it).
+# for several digits without this rule, 9 with it, their wide inks read in one batch).
 SEVERAL_DIGITS_CONFIDENCE = 0.9
 
 

@@ -43,9 +43,15 @@ class DigitPool:
 
     def glyph(self, index: int) -> np.ndarray:
         """Image ``index`` cropped to its ink, in [0, 1]."""
-        image = self.images[index].astype(np.float32) / 255
-        rows, cols = np.nonzero(image > 0.1)
-        return image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        return crop_to_ink(self.images[index].astype(np.float32) / 255)
+
+
+def crop_to_ink(image: np.ndarray) -> np.ndarray:
+    """The part of a digit image (in [0, 1]) that holds ink (the whole image if it has none)."""
+    rows, cols = np.nonzero(image > 0.1)
+    if len(rows) == 0:
+        return image
+    return image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
 @dataclass
