@@ -246,9 +246,15 @@ def render_photo(digit, rng):
     ink = rng.choice([(25, 25, 30), (20, 30, 110), (60, 60, 65), (30, 30, 80)])
     top, left = place((height, width), strokes.shape, rng, 0.1)
     image = composite(paper, strokes, ink, rng.uniform(0.75, 1.0), top, left)
-    image *= lighting((height, width), rng, rng.uniform(0.2, 0.6))[:, :, None]
-    photo = Image.fromarray(to_uint8(image), "RGB")
-    photo = perspective(photo, rng, 0.06, tuple(int(c) for c in paper_colour * 0.7))
+    return phone_camera(image, rng, tuple(int(c) for c in paper_colour * 0.7))
+
+
+def phone_camera(scene: np.ndarray, rng: np.random.Generator, fill) -> Image.Image:
+    """A phone photo of ``scene`` (H×W×3 float): uneven light, a slight perspective (corners filled with ``fill``),
+    blur, noise, JPEG."""
+    height, width = scene.shape[:2]
+    scene = scene * lighting((height, width), rng, rng.uniform(0.2, 0.6))[:, :, None]
+    photo = perspective(Image.fromarray(to_uint8(scene), "RGB"), rng, 0.06, fill)
     photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.8)))
     noisy = np.asarray(photo, np.float32) + gaussian_noise(rng, rng.uniform(2, 7), (height, width, 3))
     return jpeg(Image.fromarray(to_uint8(noisy), "RGB"), int(rng.integers(45, 86)))
@@ -404,7 +410,7 @@ def render_dark_background(digit, rng):
 
 def render_sheet_on_desk(digit, rng):
     """Phone photo of a note lying on a desk: a sheet covering 15–60% of the picture, turned by up to 25°, on a
-    darker wood-grained or plain surface; uneven light, perspective, blur, noise, JPEG."""
+    darker wood-grained or plain surface; the camera as for ``photo``."""
     height, width = canvas_size(rng, 1000, 2000)
     desk_colour = rng.uniform(40, 150) * np.array([1, rng.uniform(0.75, 0.95), rng.uniform(0.5, 0.9)])
     desk = np.ones((height, width, 3), np.float32) * desk_colour.astype(np.float32)
@@ -432,11 +438,7 @@ def render_sheet_on_desk(digit, rng):
     photo = Image.fromarray(to_uint8(desk), "RGB")
     photo.paste(sheet, (int(rng.integers(0, width - sheet.width + 1)), int(rng.integers(0, height - sheet.height + 1))),
                 sheet_mask)
-    image = np.asarray(photo, np.float32) * lighting((height, width), rng, rng.uniform(0.2, 0.5))[:, :, None]
-    photo = perspective(Image.fromarray(to_uint8(image), "RGB"), rng, 0.05, tuple(int(c) for c in desk_colour))
-    photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5)))
-    noisy = np.asarray(photo, np.float32) + gaussian_noise(rng, rng.uniform(2, 6), (height, width, 3))
-    return jpeg(Image.fromarray(to_uint8(noisy), "RGB"), int(rng.integers(50, 86)))
+    return phone_camera(np.asarray(photo, np.float32), rng, tuple(int(c) for c in desk_colour))
 
 
 RENDERERS = {

@@ -72,12 +72,9 @@ class Preprocessed:
     # the ink map cropped to the ink, kept when it is one piece at least WIDE_INK_ASPECT times as wide as it is
     # tall: digits that touch look like that, and the recognizer asks its line reader how many digits it holds
     wide_ink: np.ndarray | None = None
-
-    @property
-    def too_wide(self) -> bool:
-        """The ink is one piece over MAX_DIGIT_ASPECT times wider than tall: a dash or a line, not a digit."""
-        left, top, right, bottom = self.ink_box
-        return not self.several_digits and right - left > MAX_DIGIT_ASPECT * (bottom - top)
+    # one piece over MAX_DIGIT_ASPECT times wider than tall: a dash or a line, not a digit (measured on the ink map:
+    # ink_box, rounded to source pixels, is too coarse for a small image)
+    too_wide: bool = False
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -617,7 +614,8 @@ def preprocess(source) -> Preprocessed:
     # with blank margins: a stroke across a tight crop looks ruled
     if columns == 1 and box[2] - box[0] >= WIDE_INK_ASPECT * height:
         wide_ink = np.pad(ink[box[1] : box[3], box[0] : box[2]], ((0, 0), (height // 2, height // 2)))
-    return Preprocessed(model_input, ink_box, several_digits=columns >= 2, wide_ink=wide_ink)
+    too_wide = columns < 2 and box[2] - box[0] > MAX_DIGIT_ASPECT * height
+    return Preprocessed(model_input, ink_box, several_digits=columns >= 2, wide_ink=wide_ink, too_wide=too_wide)
 
 
 def to_image_box(box: Box, ink_shape: tuple[int, int], region: Box) -> tuple[float, float, float, float]:
