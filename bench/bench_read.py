@@ -64,7 +64,7 @@ def read_all(recognizer: Recognizer, images: list[Image.Image]) -> list[Reading 
 
 def baseline_text(recognizer: Recognizer, image: Image.Image) -> str:
     """Plain connected components of the reader's own ink map, left to right, each classified as one digit."""
-    ink, _ = find_ink(load_image(image), single_digit=False)
+    ink = find_ink(load_image(image), single_digit=False).upright()
     components = connected_components(ink)
     height = typical_height(components)
     components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * height**2]

@@ -49,6 +49,7 @@ WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touchi
 # touching pairs were caught instead of 119 ("11", "14", "71" can be narrower), but the REST route served 17% fewer
 # predictions per second (the line reader ran on 83% of its digits instead of 11%)
 MAX_DIGIT_ASPECT = 3.0  # ink wider than this × its height is not one digit: none of MNIST's 70,000 is over 2.5×
+MIN_TURN = 1.0  # degrees: writing on a sheet turned less than this is read as it is
 SOLID_INK = 0.5  # ink counted when telling pieces apart (a faint ruled line left under a number would join them)
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 NO_INK = "No ink found: the image looks empty. Write or draw a digit with clear contrast."
@@ -594,13 +595,12 @@ def preprocess(source) -> Preprocessed:
     """``source`` (anything :func:`load_image` takes) → the model input, the ink box in source pixels, and
     whether the ink looks like several digits side by side (or one wide piece, which may be touching digits)."""
     image, (source_width, source_height) = _open(source, draft_side=WORKING_MAX_SIDE)
-    ink, region = find_ink(image)
-    box = ink_bounding_box(ink)
+    found = find_ink(image)
+    box = ink_bounding_box(found.ink)
     if box is None:
         raise BlankImageError(NO_INK)
-    model_input = to_model_input(ink)
     # ink-map pixels → image pixels → source pixels (the image may be a reduced JPEG draft)
-    left, top, right, bottom = to_image_box(box, ink.shape, region)
+    left, top, right, bottom = to_image_box(box, found.ink.shape, found.region)
     to_source_x, to_source_y = source_width / image.width, source_height / image.height
     ink_box = (
         max(0, math.floor(left * to_source_x)),
@@ -608,6 +608,9 @@ def preprocess(source) -> Preprocessed:
         min(source_width, math.ceil(right * to_source_x)),
         min(source_height, math.ceil(bottom * to_source_y)),
     )
+    ink = found.upright()
+    model_input = to_model_input(ink)
+    box = ink_bounding_box(ink)
     columns = ink_columns(ink)
     height = box[3] - box[1]
     wide_ink = None
@@ -625,20 +628,58 @@ def to_image_box(box: Box, ink_shape: tuple[int, int], region: Box) -> tuple[flo
             region[0] + box[2] * scale_x, region[1] + box[3] * scale_y)
 
 
-def find_ink(image: Image.Image, single_digit: bool = True) -> tuple[np.ndarray, Box]:
+@dataclass
+class FoundInk:
+    """The ink map of part of an image, and how it lies there."""
+
+    ink: np.ndarray  # ink map (float H×W, ink high) of ``region``
+    region: Box  # of the image (left, top, right, bottom), covered by the ink map
+    turn: float = 0.0  # degrees the writing is turned counter-clockwise (the edges of a photographed sheet)
+
+    def upright(self) -> np.ndarray:
+        """The ink map turned back so that the writing stands upright (the ink map itself when it is not turned)."""
+        if not self.turn:
+            return self.ink
+        matrix, offset, shape = self._turning()
+        return np.clip(ndi.affine_transform(self.ink, matrix, offset, output_shape=shape, order=1), 0, 1)
+
+    def from_upright(self, box: Box) -> Box:
+        """A box in the upright ink map → the box around it in the ink map."""
+        if not self.turn:
+            return box
+        matrix, offset, _ = self._turning()
+        left, top, right, bottom = box
+        corners = np.array([[top, left], [top, right], [bottom, left], [bottom, right]], float) @ matrix.T + offset
+        height, width = self.ink.shape
+        return (max(0, math.floor(corners[:, 1].min())), max(0, math.floor(corners[:, 0].min())),
+                min(width, math.ceil(corners[:, 1].max())), min(height, math.ceil(corners[:, 0].max())))
+
+    def _turning(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """The affine map from upright (row, column) to ink-map (row, column) pixels, and the upright shape."""
+        cos, sin = math.cos(math.radians(self.turn)), math.sin(math.radians(self.turn))
+        height, width = self.ink.shape
+        shape = (math.ceil(abs(cos) * height + abs(sin) * width), math.ceil(abs(sin) * height + abs(cos) * width))
+        matrix = np.array([[cos, -sin], [sin, cos]])
+        offset = (np.array(self.ink.shape) - 1) / 2 - matrix @ ((np.array(shape) - 1) / 2)
+        return matrix, offset, shape
+
+
+def find_ink(image: Image.Image, single_digit: bool = True) -> FoundInk:
     """The ink map of a digit (or with ``single_digit=False``, of a number), and the region of ``image`` it
-    covers (left, top, right, bottom).
+    covers.
 
     On a photo of a sheet of paper lying on a darker desk, the ink is looked for on the sheet alone
-    (:func:`hdr.sheet.find_sheet`), unless none is found there.
+    (:func:`hdr.sheet.find_sheet`), unless none is found there, and the writing is taken to be as turned as the
+    sheet (by less than 45°: a note is written along its edges).
     """
     sheet = find_sheet(image)
     if sheet is not None:
-        paper, (left, top, _, _) = sheet
-        ink, region = _find_ink_in(paper, single_digit)
+        ink, region = _find_ink_in(sheet.image, single_digit)
         if ink_bounding_box(ink) is not None:
-            return ink, (region[0] + left, region[1] + top, region[2] + left, region[3] + top)
-    return _find_ink_in(image, single_digit)
+            left, top, _, _ = sheet.box
+            turn = sheet.turn if abs(sheet.turn) >= MIN_TURN else 0.0
+            return FoundInk(ink, (region[0] + left, region[1] + top, region[2] + left, region[3] + top), turn)
+    return FoundInk(*_find_ink_in(image, single_digit))
 
 
 def _find_ink_in(image: Image.Image, single_digit: bool) -> tuple[np.ndarray, Box]:

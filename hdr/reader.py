@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from hdr.line_model import FRAME_WIDTH, Character, LineNet, decode
 from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Strip, find_line, line_strip, strip_of
-from hdr.preprocess import Box, BlankImageError, find_ink, load_image, to_image_box, to_model_input
+from hdr.preprocess import Box, BlankImageError, FoundInk, find_ink, load_image, to_image_box, to_model_input
 
 if TYPE_CHECKING:
     from hdr.recognizer import Prediction, Recognizer
@@ -80,7 +80,7 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     loaded = [load_image(image) for image in images]
     # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
     found = [find_ink(image, single_digit=False) for image in loaded]
-    ink_lines = [find_line(ink) for ink, _ in found]
+    ink_lines = [find_line(ink.upright()) for ink in found]
     if any(line is None for line in ink_lines):
         raise BlankImageError("No digits found in the image.")
     scaled = [[strip_of(line, STRIP_DIGIT_HEIGHT * scale) for scale in READING_SCALES] for line in ink_lines]
@@ -94,8 +94,8 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
             for character, place in zip(characters, places) if character.char.isdigit() and place.free]
     opinions = recognizer.classify([to_model_input(place.ink) for _, place in free])
     second_opinions = {id(character): opinion for (character, _), opinion in zip(free, opinions)}
-    return [compose(ink.shape, region, strip, characters, places, second_opinions, recognizer.line_reader.min_confidence)
-            for (ink, region), strip, characters, places in zip(found, strips, lines, placed)]
+    return [compose(ink, strip, characters, places, second_opinions, recognizer.line_reader.min_confidence)
+            for ink, strip, characters, places in zip(found, strips, lines, placed)]
 
 
 def digit_confidences(model: LineNet, inks: list[np.ndarray]) -> list[list[float]]:
@@ -149,13 +149,13 @@ def digit_probabilities(character: Character, classified: Prediction | None) -> 
     return joint / joint.sum() if joint.sum() > 0 else character.digit_probabilities
 
 
-def compose(ink_shape: tuple[int, int], region: Box, strip: Strip, characters: list[Character],
-            places: list[Place], second_opinions: dict[int, Prediction], min_confidence: float) -> Reading:
-    """Turn decoded characters into a :class:`Reading` with boxes in source pixels (the ink map covers
-    ``region`` of the image)."""
+def compose(found: FoundInk, strip: Strip, characters: list[Character], places: list[Place],
+            second_opinions: dict[int, Prediction], min_confidence: float) -> Reading:
+    """Turn decoded characters, read in ``found``'s upright ink map, into a :class:`Reading` with boxes in source
+    pixels."""
     digits, separators = [], []
     for character, place in zip(characters, places):
-        box = source_box(place.box, ink_shape, region)
+        box = source_box(found.from_upright(place.box), found.ink.shape, found.region)
         if not character.char.isdigit():
             separators.append(Mark(character.char, box))
             continue
@@ -166,7 +166,8 @@ def compose(ink_shape: tuple[int, int], region: Box, strip: Strip, characters: l
         digits.append(LocatedDigit(box, int(order[0]), confidence, alternatives, confidence < min_confidence))
     if not digits:
         raise BlankImageError("No digits found in the image.")
-    text = number_text(digits, separators, strip.line_height * (region[3] - region[1]) / ink_shape[0])
+    region = found.region
+    text = number_text(digits, separators, strip.line_height * (region[3] - region[1]) / found.ink.shape[0])
     return Reading(text, digits, separators, float(np.prod([d.confidence for d in digits])),
                    any(d.unsure for d in digits))
 

@@ -2,9 +2,12 @@
 
 A phone photo of a note lying on a table shows a bright, rectangular sheet inside a darker surround. When the
 sheet covers little of the picture, the desk looks like the paper and the sheet like a huge stroke of light
-ink; so :func:`hdr.preprocess.find_ink` looks for the ink on the sheet alone.
+ink; so :func:`hdr.preprocess.find_ink` looks for the ink on the sheet alone. A note lying turned on the desk has
+its writing turned as much: the sheet's edges say by how much, and the ink is turned back before it is read.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -19,9 +22,17 @@ MIN_RECTANGULARITY = 0.85  # share of its smallest enclosing (rotated) rectangle
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
 
-def find_sheet(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int]] | None:
-    """The sheet cut out of ``image`` (grayscale; the desk left in its box painted like the paper) and its box
-    (left, top, right, bottom) in ``image``; ``None`` when there is no such sheet or it fills the picture."""
+@dataclass
+class Sheet:
+    """A sheet of paper found in a photo."""
+
+    image: Image.Image  # grayscale, cut out of the photo along ``box``, the desk left in the box painted like the paper
+    box: tuple[int, int, int, int]  # left, top, right, bottom in the photo
+    turn: float  # degrees its edges are turned from the photo's axes (counter-clockwise), in [-45, 45)
+
+
+def find_sheet(image: Image.Image) -> Sheet | None:
+    """The sheet of paper in ``image``; ``None`` when there is no such sheet or it fills the picture."""
     width, height = image.size
     scale = THUMB_SIDE / max(width, height)
     thumb = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
@@ -36,7 +47,8 @@ def find_sheet(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, in
     filled = ndi.binary_fill_holes(sheet)
     if not MIN_AREA <= filled.mean() <= MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
         return None
-    if filled.sum() < MIN_RECTANGULARITY * smallest_rectangle_area(filled):
+    rectangle_area, turn = smallest_rectangle(filled)
+    if filled.sum() < MIN_RECTANGULARITY * rectangle_area:
         return None
     if edge_step(luminance, filled) < MIN_CONTRAST:
         return None
@@ -51,7 +63,7 @@ def find_sheet(image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, in
     paper = Image.fromarray(255 * luminance[nearest_row, nearest_col][window])
     paper = paper.resize(crop.size, Image.Resampling.BILINEAR).convert("L")
     inside = Image.fromarray(inside[window]).resize(crop.size, Image.Resampling.NEAREST)
-    return Image.composite(crop, paper, inside), box
+    return Sheet(Image.composite(crop, paper, inside), box, turn)
 
 
 def edge_step(luminance: np.ndarray, region: np.ndarray, width: int = 2) -> float:
@@ -74,19 +86,22 @@ def otsu_level(values: np.ndarray) -> float:
     return float(edges[1 + int(np.nanargmax(between))]) if np.isfinite(between).any() else 0.5
 
 
-def smallest_rectangle_area(mask: np.ndarray) -> float:
-    """Area of the smallest rotated rectangle holding the mask's pixels (rotating calipers on the convex hull)."""
+def smallest_rectangle(mask: np.ndarray) -> tuple[float, float]:
+    """Area of the smallest rotated rectangle holding the mask's pixels (rotating calipers on the convex hull),
+    and how far its sides are turned from the axes, in degrees counter-clockwise, in [-45, 45)."""
     rows, cols = np.nonzero(mask)
     corners = np.concatenate([np.stack([cols + dx, rows + dy], 1) for dx in (0, 1) for dy in (0, 1)]).astype(float)
     try:
         hull = corners[ConvexHull(corners).vertices]
     except QhullError:
-        return float(mask.sum())
+        return float(mask.sum()), 0.0
     edges = np.roll(hull, -1, axis=0) - hull
-    angles = np.arctan2(edges[:, 1], edges[:, 0])
-    best = np.inf
+    angles = np.arctan2(edges[:, 1], edges[:, 0])  # image rows grow downwards: a clockwise angle
+    best, best_angle = np.inf, 0.0
     for angle in angles:
         c, s = np.cos(angle), np.sin(angle)
         rotated = hull @ np.array([[c, -s], [s, c]])
-        best = min(best, float(np.ptp(rotated[:, 0]) * np.ptp(rotated[:, 1])))
-    return best
+        area = float(np.ptp(rotated[:, 0]) * np.ptp(rotated[:, 1]))
+        if area < best:
+            best, best_angle = area, angle
+    return best, (-np.degrees(best_angle) + 45) % 90 - 45

@@ -147,6 +147,30 @@ def test_a_small_number_on_a_large_page_is_looked_at_closely(recognizer, pool, t
         assert 700 <= digit.box[1] < digit.box[3] <= 700 + sample.image.height
 
 
+def on_a_turned_note(number: Image.Image, turn: float) -> Image.Image:
+    """A photo of ``number`` written on a note that lies turned ``turn`` degrees on a dark desk, and the note's
+    box in the photo."""
+    paper = Image.new("L", (number.width + 200, number.height + 200), 255)
+    paper.paste(number.convert("L"), (100, 100))
+    outline = Image.new("L", paper.size, 255).rotate(turn, Image.Resampling.BILINEAR, expand=True)
+    paper = paper.rotate(turn, Image.Resampling.BILINEAR, expand=True)
+    photo = Image.new("L", (paper.width * 2, paper.height * 2), 70)
+    photo.paste(paper, (paper.width // 2, paper.height // 2), outline)
+    return photo, (paper.width // 2, paper.height // 2, paper.width * 3 // 2, paper.height * 3 // 2)
+
+
+@pytest.mark.parametrize("text, turn", [("7777", 25), ("2024", -25)])
+def test_a_number_on_a_turned_note_is_read_upright(recognizer, pool, text, turn):
+    """Read as they lie, these were 7779 and "202 4"; turned back along the note's edges, they are right."""
+    photo, (left, top, right, bottom) = on_a_turned_note(render_number(text, "spaced", 2, pool).image, turn)
+    reading = recognizer.read(photo)
+    assert reading.text == text
+    centres = [((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2) for d in reading.digits]
+    assert all(left < x < right and top < y < bottom for x, y in centres)
+    rises = np.diff([y for _, y in centres])  # the boxes follow the turned line: up to the right when turned left
+    assert (rises < 0).all() if turn > 0 else (rises > 0).all()
+
+
 def test_transparent_sketch(recognizer, pool):
     sample = render_number("2048", "sketch", 7, pool)
     assert sample.image.mode == "RGBA"
