@@ -18,7 +18,10 @@ THUMB_SIDE = 96  # the sheet is looked for on a thumbnail this size
 MIN_CONTRAST = 0.15  # the sheet is this much brighter than the desk (luminance in [0, 1]), right across its edge
 MIN_AREA, MAX_AREA = 0.08, 0.85  # share of the picture the sheet covers (above MAX_AREA the paper fills it anyway)
 MIN_SOLIDITY = 0.6  # the sheet is mostly paper: the ink on it (holes in the bright region) is less
-MIN_RECTANGULARITY = 0.85  # share of its smallest enclosing (rotated) rectangle it fills: a sheet, not a disc
+MIN_FOUR_CORNERED = 0.85  # share of it the largest four-cornered shape inside covers: a sheet (even in perspective
+# or with a corner lost in shadow or cut by the picture's edge), not a disc (0.64) or a hexagon (0.67)
+MIN_CONVEX = 0.9  # share of its convex hull it fills: one whole sheet, not one joined to a bright part of the desk,
+# cut in two by a bold stroke, or the strokes of chalk on a board
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
 
@@ -47,8 +50,10 @@ def find_sheet(image: Image.Image) -> Sheet | None:
     filled = ndi.binary_fill_holes(sheet)
     if not MIN_AREA <= filled.mean() <= MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
         return None
-    rectangle_area, turn = smallest_rectangle(filled)
-    if filled.sum() < MIN_RECTANGULARITY * rectangle_area:
+    hull, hull_area = convex_hull(filled)
+    if filled.sum() < MIN_CONVEX * hull_area:
+        return None
+    if largest_quadrilateral_area(hull) < MIN_FOUR_CORNERED * filled.sum():
         return None
     if edge_step(luminance, filled) < MIN_CONTRAST:
         return None
@@ -63,7 +68,7 @@ def find_sheet(image: Image.Image) -> Sheet | None:
     paper = Image.fromarray(255 * luminance[nearest_row, nearest_col][window])
     paper = paper.resize(crop.size, Image.Resampling.BILINEAR).convert("L")
     inside = Image.fromarray(inside[window]).resize(crop.size, Image.Resampling.NEAREST)
-    return Sheet(Image.composite(crop, paper, inside), box, turn)
+    return Sheet(Image.composite(crop, paper, inside), box, turn_of_smallest_rectangle(hull))
 
 
 def edge_step(luminance: np.ndarray, region: np.ndarray, width: int = 2) -> float:
@@ -86,15 +91,31 @@ def otsu_level(values: np.ndarray) -> float:
     return float(edges[1 + int(np.nanargmax(between))]) if np.isfinite(between).any() else 0.5
 
 
-def smallest_rectangle(mask: np.ndarray) -> tuple[float, float]:
-    """Area of the smallest rotated rectangle holding the mask's pixels (rotating calipers on the convex hull),
-    and how far its sides are turned from the axes, in degrees counter-clockwise, in [-45, 45)."""
+def convex_hull(mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """The corners (x, y) of the convex hull of the mask's pixels (each pixel a unit square), in order, and its
+    area."""
     rows, cols = np.nonzero(mask)
     corners = np.concatenate([np.stack([cols + dx, rows + dy], 1) for dx in (0, 1) for dy in (0, 1)]).astype(float)
     try:
-        hull = corners[ConvexHull(corners).vertices]
-    except QhullError:
-        return float(mask.sum()), 0.0
+        hull = ConvexHull(corners)
+    except QhullError:  # all in a line
+        return corners[[corners[:, 0].argmin(), corners[:, 0].argmax()]], 0.0
+    return corners[hull.vertices], float(hull.volume)  # a 2-D hull's volume is its area
+
+
+def largest_quadrilateral_area(hull: np.ndarray) -> float:
+    """Area of the largest quadrilateral with its corners among the ``hull``'s: for each diagonal, the corners
+    farthest from it on either side."""
+    start, end = hull[:, None, :], hull[None, :, :]
+    diagonal = end - start
+    offsets = hull[None, None, :, :] - start[:, :, None, :]
+    cross = diagonal[:, :, None, 0] * offsets[..., 1] - diagonal[:, :, None, 1] * offsets[..., 0]
+    return float((cross.max(axis=2) - cross.min(axis=2)).max() / 2)
+
+
+def turn_of_smallest_rectangle(hull: np.ndarray) -> float:
+    """How far the sides of the smallest rectangle around the ``hull`` are turned from the axes, in degrees
+    counter-clockwise, in [-45, 45) (rotating calipers: one of its sides lies along a side of the hull)."""
     edges = np.roll(hull, -1, axis=0) - hull
     angles = np.arctan2(edges[:, 1], edges[:, 0])  # image rows grow downwards: a clockwise angle
     best, best_angle = np.inf, 0.0
@@ -104,4 +125,4 @@ def smallest_rectangle(mask: np.ndarray) -> tuple[float, float]:
         area = float(np.ptp(rotated[:, 0]) * np.ptp(rotated[:, 1]))
         if area < best:
             best, best_angle = area, angle
-    return best, (-np.degrees(best_angle) + 45) % 90 - 45
+    return (-np.degrees(best_angle) + 45) % 90 - 45

@@ -22,6 +22,7 @@ from hdr.preprocess import (
     to_model_input,
     topology,
 )
+from hdr.sheet import find_sheet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from realistic_set import KINDS, render  # noqa: E402
@@ -187,6 +188,21 @@ def test_the_writing_on_a_turned_note_is_read_upright(mnist_test, recognizer, tu
     assert [p.digit for p in recognizer.predict_batch(notes)] == labels[:20].tolist()
     left, top, right, bottom = preprocess(notes[0]).ink_box
     assert 480 < left < right < 780 and 260 < top < bottom < 560  # around the digit, in the middle of the sheet
+
+
+def test_a_sheet_is_found_in_perspective_and_turned_but_a_bright_disc_is_not():
+    """Seen at a slant a sheet is a trapezoid (this one fills 70% of its smallest rectangle); turned on the desk its
+    edges say how far; a disc (a plate, a lamp's light) is no sheet."""
+    def photo(draw_bright) -> Image.Image:
+        image = Image.new("L", (1200, 900), 60)
+        draw_bright(ImageDraw.Draw(image))
+        return image
+
+    trapezoid = find_sheet(photo(lambda draw: draw.polygon([(500, 200), (700, 200), (900, 700), (300, 700)], fill=230)))
+    assert trapezoid is not None and trapezoid.box[0] <= 300 and trapezoid.box[2] >= 900 and abs(trapezoid.turn) < 2
+    turned = note_on_desk(np.zeros((28, 28), np.uint8), (400, 200, 860, 620), 60, turn=20)
+    assert find_sheet(turned) is not None and abs(find_sheet(turned).turn - 20) < 3
+    assert find_sheet(photo(lambda draw: draw.ellipse([350, 200, 850, 700], fill=230))) is None
 
 
 def test_a_bold_light_bar_on_a_dark_board_is_still_ink(recognizer):
