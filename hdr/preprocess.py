@@ -637,30 +637,35 @@ class FoundInk:
     turn: float = 0.0  # degrees the writing is turned counter-clockwise (the edges of a photographed sheet)
 
     def upright(self) -> np.ndarray:
-        """The ink map turned back so that the writing stands upright (the ink map itself when it is not turned)."""
+        """The ink turned back so that the writing stands upright: a map of the ink's surroundings (the ink map
+        itself when it is not turned)."""
         if not self.turn:
             return self.ink
-        matrix, offset, shape = self._turning()
+        matrix, offset, shape = self._turning
         return np.clip(ndi.affine_transform(self.ink, matrix, offset, output_shape=shape, order=1), 0, 1)
 
     def from_upright(self, box: Box) -> Box:
-        """A box in the upright ink map → the box around it in the ink map."""
+        """A box in the upright map → the box around it in the ink map."""
         if not self.turn:
             return box
-        matrix, offset, _ = self._turning()
+        matrix, offset, _ = self._turning
         left, top, right, bottom = box
         corners = np.array([[top, left], [top, right], [bottom, left], [bottom, right]], float) @ matrix.T + offset
         height, width = self.ink.shape
         return (max(0, math.floor(corners[:, 1].min())), max(0, math.floor(corners[:, 0].min())),
                 min(width, math.ceil(corners[:, 1].max())), min(height, math.ceil(corners[:, 0].max())))
 
+    @functools.cached_property
     def _turning(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """The affine map from upright (row, column) to ink-map (row, column) pixels, and the upright shape."""
+        """The affine map from upright (row, column) to ink-map (row, column) pixels, and the upright map's shape:
+        the ink's box, turned about its centre (turning the whole map would cost more)."""
+        left, top, right, bottom = ink_bounding_box(self.ink)
+        height, width = bottom - top + 2, right - left + 2  # a pixel of paper around the ink
         cos, sin = math.cos(math.radians(self.turn)), math.sin(math.radians(self.turn))
-        height, width = self.ink.shape
         shape = (math.ceil(abs(cos) * height + abs(sin) * width), math.ceil(abs(sin) * height + abs(cos) * width))
         matrix = np.array([[cos, -sin], [sin, cos]])
-        offset = (np.array(self.ink.shape) - 1) / 2 - matrix @ ((np.array(shape) - 1) / 2)
+        centre = np.array([(top + bottom - 1) / 2, (left + right - 1) / 2])
+        offset = centre - matrix @ ((np.array(shape) - 1) / 2)
         return matrix, offset, shape
 
 
