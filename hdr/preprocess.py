@@ -43,7 +43,6 @@ MNIST_CENTRE = 14.0  # centre of mass of MNIST digits, in pixel indices (measure
 STROKE_WIDTH = 2.6  # median MNIST stroke width in pixels of the 20-px box
 THIN_STROKE, FAT_STROKE = 1.9, 4.4  # strokes outside this range are re-stroked towards STROKE_WIDTH
 CROP_WORKING_SIDE = 160  # the ink crop is resampled to about this size for stroke-width work
-SHADING_WINDOW = 0.3  # × the longer side: wider than any stroke, so a grey closing leaves the paper (and its shadows)
 FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak ink signal
 LINE_COVERAGE = 0.8  # a ruled line is inked along at least this fraction of the image
 WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touching digits; at 0.6, 159 of 160
@@ -267,45 +266,18 @@ def _luminance_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | N
 
 
 def _ink_signal(luminance: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ink strength (paper 0) and the noise level, with the lighting removed and the polarity decided.
-
-    The paper's brightness is the fitted surface (:func:`_paper_background`), except where the paper is darker than
-    that, as in a shadow: there it is what a grey closing of the image (wider than any stroke) leaves, which follows
-    the shadow's edge. Dark ink counts relative to the paper under it, so that ink in the shadow is as strong as in
-    the light. Light ink (chalk on a board) likewise, with the board's surface and a grey opening.
-    """
-    surface = _paper_background(luminance)
-    residual = luminance - surface
+    """Ink strength (paper 0) and the noise level, with the lighting removed and the polarity decided."""
+    residual = luminance - _paper_background(luminance)
     # Noise level from the quieter quarter of the pixels (robust even when ink covers half the image):
     # for Gaussian noise the 25th percentile of |residual| is 0.3186 σ.
     noise = float(np.percentile(np.abs(residual[::2, ::2]), 25)) / 0.3186
-    window = max(3, round(SHADING_WINDOW * max(luminance.shape)))
-    smooth = ndi.uniform_filter(luminance, 3)
-    paper = surface - _shading(surface - _grey_closing(smooth, window), window)
-    board = surface + _shading(_grey_opening(smooth, window) - surface, window)
-    dark = (paper - luminance) / np.maximum(paper, 0.05) * float(np.median(surface))
-    light = luminance - board
     floor = 3 * noise + 0.02
     height, width = residual.shape
-    centre = slice(height // 10, height - height // 10), slice(width // 10, width - width // 10)  # not the desk around
-    signal = dark if np.clip(dark[centre] - floor, 0, None).sum() >= np.clip(light[centre] - floor, 0, None).sum() else light
+    centre = residual[height // 10 : height - height // 10, width // 10 : width - width // 10]  # not the desk around
+    dark = np.clip(-centre - floor, 0, None).sum()
+    light = np.clip(centre - floor, 0, None).sum()
+    signal = -residual if dark >= light else residual
     return np.clip(signal, 0, None), noise
-
-
-def _grey_closing(image: np.ndarray, window: int) -> np.ndarray:
-    """What is left of ``image`` when every dark feature narrower than ``window`` is filled in."""
-    return ndi.minimum_filter(ndi.maximum_filter(image, window), window)
-
-
-def _grey_opening(image: np.ndarray, window: int) -> np.ndarray:
-    """What is left of ``image`` when every bright feature narrower than ``window`` is taken away."""
-    return ndi.maximum_filter(ndi.minimum_filter(image, window), window)
-
-
-def _shading(deviation: np.ndarray, window: int) -> np.ndarray:
-    """The part of a deviation from the fitted surface that covers regions wider than ``window`` (a shadow, not a
-    bold stroke or a blob of ink that the closing could not fill)."""
-    return _grey_opening(np.clip(deviation, 0, None), window)
 
 
 def _paper_background(luminance: np.ndarray, thumb_side: int = 48, degree: int = 2) -> np.ndarray:

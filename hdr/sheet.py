@@ -22,8 +22,6 @@ MIN_FOUR_CORNERED = 0.85  # share of it the largest four-cornered shape inside c
 # or with a corner lost in shadow or cut by the picture's edge), not a disc (0.64) or a hexagon (0.67)
 MIN_CONVEX = 0.9  # share of its convex hull it fills: one whole sheet, not one joined to a bright part of the desk,
 # cut in two by a bold stroke, or the strokes of chalk on a board
-MAX_SIDES_AT_EDGE = 2  # a bright region running off three sides of the picture is the lit part of a page half in
-# shadow (or a page filling the picture), not a sheet lying on a desk
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
 
@@ -60,9 +58,6 @@ def find_sheet(image: Image.Image) -> Sheet | None:
     if edge_step(luminance, filled) < MIN_CONTRAST:
         return None
     rows, cols = np.nonzero(filled)
-    at_edge = [rows.min() == 0, cols.min() == 0, rows.max() == filled.shape[0] - 1, cols.max() == filled.shape[1] - 1]
-    if sum(at_edge) > MAX_SIDES_AT_EDGE:
-        return None
     box = (int(cols.min() / scale), int(rows.min() / scale),
            min(width, int(np.ceil((cols.max() + 1) / scale))), min(height, int(np.ceil((rows.max() + 1) / scale))))
     window = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
