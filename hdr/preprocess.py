@@ -600,24 +600,24 @@ def preprocess(source) -> Preprocessed:
     if box is None:
         raise BlankImageError(NO_INK)
     # ink-map pixels → image pixels → source pixels (the image may be a reduced JPEG draft)
-    left, top, right, bottom = to_image_box(box, found.ink.shape, found.region)
+    image_left, image_top, image_right, image_bottom = to_image_box(box, found.ink.shape, found.region)
     to_source_x, to_source_y = source_width / image.width, source_height / image.height
     ink_box = (
-        max(0, math.floor(left * to_source_x)),
-        max(0, math.floor(top * to_source_y)),
-        min(source_width, math.ceil(right * to_source_x)),
-        min(source_height, math.ceil(bottom * to_source_y)),
+        max(0, math.floor(image_left * to_source_x)),
+        max(0, math.floor(image_top * to_source_y)),
+        min(source_width, math.ceil(image_right * to_source_x)),
+        min(source_height, math.ceil(image_bottom * to_source_y)),
     )
-    ink = found.upright()
+    ink = found.upright()  # the shape of the writing, as it was written
     model_input = to_model_input(ink)
-    box = ink_bounding_box(ink)
+    left, top, right, bottom = ink_bounding_box(ink)
     columns = ink_columns(ink)
-    height = box[3] - box[1]
+    height = bottom - top
     wide_ink = None
     # with blank margins: a stroke across a tight crop looks ruled
-    if columns == 1 and box[2] - box[0] >= WIDE_INK_ASPECT * height:
-        wide_ink = np.pad(ink[box[1] : box[3], box[0] : box[2]], ((0, 0), (height // 2, height // 2)))
-    too_wide = columns < 2 and box[2] - box[0] > MAX_DIGIT_ASPECT * height
+    if columns == 1 and right - left >= WIDE_INK_ASPECT * height:
+        wide_ink = np.pad(ink[top:bottom, left:right], ((0, 0), (height // 2, height // 2)))
+    too_wide = columns < 2 and right - left > MAX_DIGIT_ASPECT * height
     return Preprocessed(model_input, ink_box, several_digits=columns >= 2, wide_ink=wide_ink, too_wide=too_wide)
 
 

@@ -80,7 +80,7 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     loaded = [load_image(image) for image in images]
     # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
     found = [find_ink(image, single_digit=False) for image in loaded]
-    ink_lines = [find_line(ink.upright()) for ink in found]
+    ink_lines = [find_line(found_ink.upright()) for found_ink in found]
     if any(line is None for line in ink_lines):
         raise BlankImageError("No digits found in the image.")
     scaled = [[strip_of(line, STRIP_DIGIT_HEIGHT * scale) for scale in READING_SCALES] for line in ink_lines]
@@ -94,8 +94,8 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
             for character, place in zip(characters, places) if character.char.isdigit() and place.free]
     opinions = recognizer.classify([to_model_input(place.ink) for _, place in free])
     second_opinions = {id(character): opinion for (character, _), opinion in zip(free, opinions)}
-    return [compose(ink, strip, characters, places, second_opinions, recognizer.line_reader.min_confidence)
-            for ink, strip, characters, places in zip(found, strips, lines, placed)]
+    return [compose(found_ink, strip, characters, places, second_opinions, recognizer.line_reader.min_confidence)
+            for found_ink, strip, characters, places in zip(found, strips, lines, placed)]
 
 
 def digit_confidences(model: LineNet, inks: list[np.ndarray]) -> list[list[float]]:

@@ -106,11 +106,13 @@ def convex_hull(mask: np.ndarray) -> tuple[np.ndarray, float]:
 def largest_quadrilateral_area(hull: np.ndarray) -> float:
     """Area of the largest quadrilateral with its corners among the ``hull``'s: for each diagonal, the corners
     farthest from it on either side."""
-    start, end = hull[:, None, :], hull[None, :, :]
-    diagonal = end - start
-    offsets = hull[None, None, :, :] - start[:, :, None, :]
-    cross = diagonal[:, :, None, 0] * offsets[..., 1] - diagonal[:, :, None, 1] * offsets[..., 0]
-    return float((cross.max(axis=2) - cross.min(axis=2)).max() / 2)
+    best = 0.0
+    for start in hull:
+        vectors = hull - start  # the diagonals from ``start``, and where every corner lies from it
+        # cross[d, c]: twice the signed area of the triangle of diagonal d and corner c
+        cross = vectors[:, None, 0] * vectors[None, :, 1] - vectors[:, None, 1] * vectors[None, :, 0]
+        best = max(best, float((cross.max(axis=1) - cross.min(axis=1)).max()) / 2)
+    return best
 
 
 def turn_of_smallest_rectangle(hull: np.ndarray) -> float:
