@@ -181,7 +181,7 @@ def test_a_note_on_a_desk_is_read_on_the_sheet(mnist_test, recognizer, desk):
 @pytest.mark.parametrize("turn", [30, -30])
 def test_the_writing_on_a_turned_note_is_read_upright(mnist_test, recognizer, turn):
     """A note lying turned on the desk: its digit is turned as much. Read as it lies, 3 of these 20 were wrong at
-    30° (a 9 read as 2, two 3s read as 5); turned back along the sheet's edges, all are right."""
+    30° (a 9 read as 2, a 5 as 6, a 3 as 5); turned back along the sheet's edges, all are right."""
     images, labels = mnist_test
     sheet = (400, 200, 860, 620)
     notes = [note_on_desk(images[index], sheet, 60, turn) for index in range(20)]
@@ -191,7 +191,7 @@ def test_the_writing_on_a_turned_note_is_read_upright(mnist_test, recognizer, tu
 
 
 def test_a_sheet_is_found_in_perspective_and_turned_but_a_bright_disc_is_not():
-    """Seen at a slant a sheet is a trapezoid (this one fills 70% of its smallest rectangle); turned on the desk its
+    """Seen at a slant a sheet is a trapezoid (this one fills 67% of its smallest rectangle); turned on the desk its
     edges say how far; a disc (a plate, a lamp's light) is no sheet."""
     def photo(draw_bright) -> Image.Image:
         image = Image.new("L", (1200, 900), 60)

@@ -147,7 +147,7 @@ def test_a_small_number_on_a_large_page_is_looked_at_closely(recognizer, pool, t
         assert 700 <= digit.box[1] < digit.box[3] <= 700 + sample.image.height
 
 
-def on_a_turned_note(number: Image.Image, turn: float) -> Image.Image:
+def on_a_turned_note(number: Image.Image, turn: float) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """A photo of ``number`` written on a note that lies turned ``turn`` degrees on a dark desk, and the note's
     box in the photo."""
     paper = Image.new("L", (number.width + 200, number.height + 200), 255)
