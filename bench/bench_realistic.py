@@ -6,8 +6,8 @@
 
 For every kind of bench/realistic_set.py: hdr accuracy (``preprocess`` + model), the naive baseline
 (grayscale + ``resize((28, 28))``, no inversion, same model), the rate of predictions flagged unsure,
-and the time per image to read, decode and preprocess the file as ``Recognizer.predict`` does (a JPEG is decoded at
-reduced scale when that is enough). Then "not a digit": the share of non-digit
+and the time per image to decode and preprocess the file's bytes as ``Recognizer.predict`` does (a JPEG is decoded
+at reduced scale when that is enough). Then "not a digit": the share of non-digit
 images (shapes, scribbles, letters, noise, Fashion-MNIST if installed) flagged unsure or blank at the
 model's ``min_confidence`` and ``min_evidence``, next to the share of real digits flagged. Prints a table and writes
 ``bench/results/realistic.json``.
@@ -52,17 +52,18 @@ def naive_input(image: Image.Image) -> np.ndarray:
 
 
 def prepare_inputs(files: list[tuple[Path, int]]) -> tuple[list[Preprocessed | None], list[np.ndarray], list[float]]:
-    """For every file: hdr's preprocessing of the file, as ``predict`` does it (None where it refused the image), the
-    naive input, and the milliseconds hdr took from the file to its input. One image in memory at a time."""
+    """For every file: hdr's preprocessing of its bytes, as ``predict`` does it (None where it refused the image), the
+    naive input, and the milliseconds hdr took from the bytes to its input. One image in memory at a time."""
     hdr, naive, milliseconds = [], [], []
     for path, _ in files:
+        data = path.read_bytes()
         started = time.perf_counter()
         try:
-            hdr.append(preprocess(path))
+            hdr.append(preprocess(data))
         except InvalidImageError:
             hdr.append(None)
         milliseconds.append((time.perf_counter() - started) * 1000)
-        naive.append(naive_input(load_image(path)))
+        naive.append(naive_input(load_image(data)))
     return hdr, naive, milliseconds
 
 

@@ -49,7 +49,6 @@ WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touchi
 # touching pairs were caught instead of 119 ("11", "14", "71" can be narrower), but the REST route served 17% fewer
 # predictions per second (the line reader ran on 83% of its digits instead of 11%)
 MAX_DIGIT_ASPECT = 3.0  # ink wider than this × its height is not one digit: none of MNIST's 70,000 is over 2.5×
-MIN_TURN = 1.0  # degrees: writing on a sheet turned less than this is read as it is
 SOLID_INK = 0.5  # ink counted when telling pieces apart (a faint ruled line left under a number would join them)
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 NO_INK = "No ink found: the image looks empty. Write or draw a digit with clear contrast."
@@ -677,18 +676,18 @@ def find_ink(image: Image.Image, single_digit: bool = True) -> FoundInk:
     (:func:`hdr.sheet.find_sheet`), unless none is found there, and the writing is taken to be as turned as the
     sheet (by less than 45°: a note is written along its edges).
     """
-    sheet = find_sheet(image)
+    working = working_copy(image)
+    sheet = find_sheet(image, reduced=working)
     if sheet is not None:
-        ink, region = _find_ink_in(sheet.image, single_digit)
+        ink, region = _find_ink_in(sheet.image, working_copy(sheet.image), single_digit)
         if ink_bounding_box(ink) is not None:
             left, top, _, _ = sheet.box
-            turn = sheet.turn if abs(sheet.turn) >= MIN_TURN else 0.0
-            return FoundInk(ink, (region[0] + left, region[1] + top, region[2] + left, region[3] + top), turn)
-    return FoundInk(*_find_ink_in(image, single_digit))
+            return FoundInk(ink, (region[0] + left, region[1] + top, region[2] + left, region[3] + top), sheet.turn)
+    return FoundInk(*_find_ink_in(image, working, single_digit))
 
 
-def _find_ink_in(image: Image.Image, single_digit: bool) -> tuple[np.ndarray, Box]:
-    """:func:`find_ink` on the whole of ``image``.
+def _find_ink_in(image: Image.Image, working: Image.Image, single_digit: bool) -> tuple[np.ndarray, Box]:
+    """:func:`find_ink` on the whole of ``image``, whose :func:`working_copy` is ``working``.
 
     Ink is looked for on the working copy. When that copy is a reduction and the writing in it is small (a
     thin pen digit in a corner of a scanned page, a short number on a form) or not found at all, the image is
@@ -696,7 +695,6 @@ def _find_ink_in(image: Image.Image, single_digit: bool) -> tuple[np.ndarray, Bo
     resolution, or the whole image at twice the working size. Closed loops and faint thin strokes survive
     that, where the reduction merges or loses them.
     """
-    working = working_copy(image)
     ink = ink_map(working, single_digit=single_digit)
     whole = (0, 0, image.width, image.height)
     if max(image.size) <= max(working.size):

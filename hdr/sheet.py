@@ -22,6 +22,7 @@ MIN_FOUR_CORNERED = 0.85  # share of it the largest four-cornered shape inside c
 # or with a corner lost in shadow or cut by the picture's edge), not a disc (0.64) or a hexagon (0.67)
 MIN_CONVEX = 0.9  # share of its convex hull it fills: one whole sheet, not one joined to a bright part of the desk,
 # cut in two by a bold stroke, or the strokes of chalk on a board
+MIN_TURN = 1.0  # degrees: a sheet turned less than this (about what a 96-px thumbnail can tell) counts as upright
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
 
@@ -31,14 +32,16 @@ class Sheet:
 
     image: Image.Image  # grayscale, cut out of the photo along ``box``, the desk left in the box painted like the paper
     box: tuple[int, int, int, int]  # left, top, right, bottom in the photo
-    turn: float  # degrees its edges are turned from the photo's axes (counter-clockwise), in [-45, 45)
+    turn: float  # degrees its edges are turned from the photo's axes (counter-clockwise), in [-45, 45); 0 under MIN_TURN
 
 
-def find_sheet(image: Image.Image) -> Sheet | None:
-    """The sheet of paper in ``image``; ``None`` when there is no such sheet or it fills the picture."""
+def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet | None:
+    """The sheet of paper in ``image``; ``None`` when there is no such sheet or it fills the picture. ``reduced``, a
+    smaller copy of ``image`` made anyway, is where the thumbnail is taken from (a pass over a large image saved)."""
     width, height = image.size
     scale = THUMB_SIDE / max(width, height)
-    thumb = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
+    source = reduced if reduced is not None and reduced.width < width else image
+    thumb = source.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
     if "A" in thumb.getbands() and np.asarray(thumb.getchannel("A")).min() < 250:
         return None  # a transparent canvas, not a photo
     luminance = np.asarray(thumb.convert("L"), np.float32) / 255
@@ -68,7 +71,8 @@ def find_sheet(image: Image.Image) -> Sheet | None:
     paper = Image.fromarray(255 * luminance[nearest_row, nearest_col][window])
     paper = paper.resize(crop.size, Image.Resampling.BILINEAR).convert("L")
     inside = Image.fromarray(inside[window]).resize(crop.size, Image.Resampling.NEAREST)
-    return Sheet(Image.composite(crop, paper, inside), box, turn_of_smallest_rectangle(hull))
+    turn = turn_of_smallest_rectangle(hull)
+    return Sheet(Image.composite(crop, paper, inside), box, turn if abs(turn) >= MIN_TURN else 0.0)
 
 
 def edge_step(luminance: np.ndarray, region: np.ndarray, width: int = 2) -> float:
