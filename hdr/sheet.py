@@ -22,6 +22,9 @@ MIN_FOUR_CORNERED = 0.85  # share of it the largest four-cornered shape inside c
 # or with a corner lost in shadow or cut by the picture's edge), not a disc (0.64) or a hexagon (0.67)
 MIN_CONVEX = 0.9  # share of its convex hull it fills: one whole sheet, not one joined to a bright part of the desk,
 # cut in two by a bold stroke, or the strokes of chalk on a board
+MAX_MOUTH = 10  # thumbnail pixels: a bold stroke running off the sheet's edge leaves a bay with a mouth this wide at most
+MAX_MOUTH_SHARE = 0.1  # and its mouth is at most this share of its edge (a dark part of the desk between a sheet and
+# a lit part of the desk opens wider)
 MIN_TURN = 1.0  # degrees: a sheet turned less than this (about what a 96-px thumbnail can tell) counts as upright
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
@@ -51,6 +54,7 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     labels, _ = ndi.label(bright)
     sheet = labels == 1 + np.argmax(np.bincount(labels.ravel())[1:])
     filled = ndi.binary_fill_holes(sheet)
+    filled |= ink_bays(filled)
     if not MIN_AREA <= filled.mean() <= MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
         return None
     hull, hull_area = convex_hull(filled)
@@ -73,6 +77,37 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     inside = Image.fromarray(inside[window]).resize(crop.size, Image.Resampling.NEAREST)
     turn = turn_of_smallest_rectangle(hull)
     return Sheet(Image.composite(crop, paper, inside), box, turn if abs(turn) >= MIN_TURN else 0.0)
+
+
+def ink_bays(region: np.ndarray) -> np.ndarray:
+    """The bays in ``region``'s edge that open through a narrow mouth: where a bold stroke runs off the sheet's edge.
+
+    A bay is a piece of the region's convex hull outside the region; its mouth, the part of it next to the hull's
+    outside. A stroke's bay is long and narrow, and the sheet borders it all along but its mouth."""
+    hull, _ = convex_hull(region)
+    outside_hull = np.pad(~convex_polygon_mask(hull, region.shape), 1, constant_values=True)
+    next_to_outside = ndi.binary_dilation(outside_hull)[1:-1, 1:-1]
+    bays, count = ndi.label(~region & ~outside_hull[1:-1, 1:-1])
+    found = np.zeros_like(region)
+    for label in range(1, count + 1):
+        bay = bays == label
+        mouth = np.count_nonzero(bay & next_to_outside)
+        edge = np.count_nonzero(bay & ~ndi.binary_erosion(bay))
+        if mouth <= MAX_MOUTH and mouth <= MAX_MOUTH_SHARE * edge:
+            found |= bay
+    return found
+
+
+def convex_polygon_mask(corners: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The pixels whose centres lie inside the convex polygon with these ``corners`` (x, y), in order."""
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    x, y = cols + 0.5, rows + 0.5
+    left_of_all, right_of_all = np.ones(shape, bool), np.ones(shape, bool)
+    for (x0, y0), (x1, y1) in zip(corners, np.roll(corners, -1, axis=0)):
+        side = (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)
+        left_of_all &= side >= 0
+        right_of_all &= side <= 0
+    return left_of_all | right_of_all
 
 
 def edge_step(luminance: np.ndarray, region: np.ndarray, width: int = 2) -> float:

@@ -205,6 +205,23 @@ def test_a_sheet_is_found_in_perspective_and_turned_but_a_bright_disc_is_not():
     assert find_sheet(photo(lambda draw: draw.ellipse([350, 200, 850, 700], fill=230))) is None
 
 
+@pytest.mark.parametrize("turn", [0, 20])
+def test_a_bold_stroke_running_off_the_sheet_leaves_it_a_sheet(recognizer, turn):
+    """A 7 whose bar runs to the sheet's edge cuts a bay into the bright region; the sheet is still found and the 7
+    read on it (before, this sheet was missed and the 7 read as 5 or 0)."""
+    photo = Image.new("L", (1200, 900), 60)
+    paper = Image.new("L", (500, 420), 225)
+    draw = ImageDraw.Draw(paper)
+    draw.line([(170, 110), (500, 110)], fill=35, width=45)
+    draw.line([(420, 110), (260, 360)], fill=35, width=45)
+    outline = Image.new("L", paper.size, 255).rotate(turn, Image.Resampling.BILINEAR, expand=True)
+    paper = paper.rotate(turn, Image.Resampling.BILINEAR, expand=True)
+    photo.paste(paper, ((1300 - paper.width) // 2, (820 - paper.height) // 2), outline)
+    sheet = find_sheet(photo)
+    assert sheet is not None and abs(sheet.turn - turn) < 3
+    assert recognizer.predict(photo).digit == 7
+
+
 def test_a_bold_light_bar_on_a_dark_board_is_still_ink(recognizer):
     """A bright region shaped like a sheet but holding no ink is the writing itself: a fat chalk 1."""
     board = Image.new("L", (400, 400), 30)
