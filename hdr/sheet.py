@@ -85,9 +85,9 @@ def ink_bays(region: np.ndarray) -> np.ndarray:
     A bay is a piece of the region's convex hull outside the region; its mouth, the part of it next to the hull's
     outside. A stroke's bay is long and narrow, and the sheet borders it all along but its mouth."""
     hull, _ = convex_hull(region)
-    outside_hull = np.pad(~convex_polygon_mask(hull, region.shape), 1, constant_values=True)
-    next_to_outside = ndi.binary_dilation(outside_hull)[1:-1, 1:-1]
-    bays, count = ndi.label(~region & ~outside_hull[1:-1, 1:-1])
+    inside_hull = convex_polygon_mask(hull, region.shape)
+    next_to_outside = ndi.binary_dilation(np.pad(~inside_hull, 1, constant_values=True))[1:-1, 1:-1]
+    bays, count = ndi.label(inside_hull & ~region)
     found = np.zeros_like(region)
     for label in range(1, count + 1):
         bay = bays == label
