@@ -25,6 +25,10 @@ MIN_CONVEX = 0.9  # share of its convex hull it fills: one whole sheet, not one 
 MAX_MOUTH = 10  # thumbnail pixels: a bold stroke running off the sheet's edge leaves a bay with a mouth this wide at most
 MAX_MOUTH_SHARE = 0.1  # and its mouth is at most this share of its edge (a dark part of the desk between a sheet and
 # a lit part of the desk opens wider)
+MIN_SHARPNESS = 0.65  # the steepest 8 px of the step across its edge (on a copy EDGE_SIDE px wide) make this share
+# of the step across 40 px: a sheet's edge is sharp (0.72 and up in 840 dev drawings), a shadow's or a lit patch's is
+# soft (0.2–0.55)
+EDGE_SIDE = 640
 MIN_TURN = 1.0  # degrees: a sheet turned less than this (about what a 96-px thumbnail can tell) counts as upright
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
@@ -62,7 +66,7 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
         return None
     if largest_quadrilateral_area(hull) < MIN_FOUR_CORNERED * filled.sum():
         return None
-    if edge_step(luminance, filled) < MIN_CONTRAST:
+    if edge_step(luminance, filled) < MIN_CONTRAST or edge_sharpness(source, filled) < MIN_SHARPNESS:
         return None
     rows, cols = np.nonzero(filled)
     box = (int(cols.min() / scale), int(rows.min() / scale),
@@ -116,6 +120,30 @@ def edge_step(luminance: np.ndarray, region: np.ndarray, width: int = 2) -> floa
     inside = region & ~ndi.binary_erosion(region, iterations=width)
     outside = ndi.binary_dilation(region, iterations=width) & ~region
     return float(luminance[inside].mean() - luminance[outside].mean()) if outside.any() else 0.0
+
+
+def edge_sharpness(image: Image.Image, region: np.ndarray) -> float:
+    """How sharp the step across the edge of ``region`` (a thumbnail mask) is in ``image``: the steepest 8 px of the
+    brightness profile across it, as a share of the step across 40 px (on a copy at most EDGE_SIDE px wide)."""
+    if max(image.size) > EDGE_SIDE:
+        image = image.resize(_fit(image.size, EDGE_SIDE), Image.Resampling.BOX)
+    luminance = np.asarray(image.convert("L"), np.float32) / 255
+    # how far inside the region's edge each pixel lies (outside: < 0), from the thumbnail's distances, upsampled
+    depth = np.where(region, ndi.distance_transform_edt(region) - 0.5, 0.5 - ndi.distance_transform_edt(~region))
+    scale = image.width / region.shape[1]
+    depth = scale * np.asarray(Image.fromarray(depth.astype(np.float32)).resize(image.size, Image.Resampling.BILINEAR))
+    band = np.abs(depth) <= 21
+    distance, brightness = np.rint(depth[band]).astype(int) + 21, luminance[band]
+    profile = np.array([np.median(brightness[distance == d]) if np.any(distance == d) else np.nan for d in range(43)])
+    across = profile[41] - profile[1]  # from 20 px outside to 20 px inside
+    centres = np.arange(13, 30)  # within 8 px of the edge found on the thumbnail
+    steepest = np.nanmax(profile[centres + 4] - profile[centres - 4])
+    return float(steepest / across) if across > 0 else 0.0
+
+
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    scale = side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def otsu_level(values: np.ndarray) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage as ndi
 
 from hdr.preprocess import (
@@ -220,6 +220,19 @@ def test_a_bold_stroke_running_off_the_sheet_leaves_it_a_sheet(recognizer, turn)
     sheet = find_sheet(photo)
     assert sheet is not None and abs(sheet.turn - turn) < 3
     assert recognizer.predict(photo).digit == 7
+
+
+@pytest.mark.parametrize("softness", [15, 40])
+def test_the_lit_part_of_a_page_under_a_soft_shadow_is_no_sheet(softness):
+    """A shadow over the left half of a page leaves a bright four-cornered region with a clear step at its edge; but
+    a shadow's edge is soft and a sheet's is sharp (before, the lit part was taken for a sheet on a desk)."""
+    page = np.full((900, 1200), 225, np.float32)
+    shade = np.ones_like(page)
+    shade[:, :600] = 0.5
+    photo = Image.fromarray((page * ndi.gaussian_filter(shade, softness)).astype(np.uint8))
+    assert find_sheet(photo) is None
+    sheet_on_desk = note_on_desk(np.zeros((28, 28), np.uint8), (600, 0, 1200, 900), 112)
+    assert find_sheet(sheet_on_desk.filter(ImageFilter.GaussianBlur(1.5))) is not None  # the same step, sharp
 
 
 def test_a_bold_light_bar_on_a_dark_board_is_still_ink(recognizer):
