@@ -26,8 +26,8 @@ MAX_MOUTH = 10  # thumbnail pixels: a bold stroke running off the sheet's edge l
 MAX_MOUTH_SHARE = 0.1  # and its mouth is at most this share of its edge (a dark part of the desk between a sheet and
 # a lit part of the desk opens wider)
 MIN_SHARPNESS = 0.65  # the steepest 8 px of the step across its edge (on a copy EDGE_SIDE px wide) make this share
-# of the step across 40 px: a sheet's edge is sharp (0.72 and up in 840 dev drawings), a shadow's or a lit patch's is
-# soft (0.2–0.55)
+# of the step across 40 px: a sheet's edge is sharp (0.74 and up in 839 dev drawings), the edge of a soft shadow or of
+# the lit part of a page is not (0.2–0.62)
 EDGE_SIDE = 640
 MIN_TURN = 1.0  # degrees: a sheet turned less than this (about what a 96-px thumbnail can tell) counts as upright
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
@@ -132,12 +132,13 @@ def edge_sharpness(image: Image.Image, region: np.ndarray) -> float:
     depth = np.where(region, ndi.distance_transform_edt(region) - 0.5, 0.5 - ndi.distance_transform_edt(~region))
     scale = image.width / region.shape[1]
     depth = scale * np.asarray(Image.fromarray(depth.astype(np.float32)).resize(image.size, Image.Resampling.BILINEAR))
-    band = np.abs(depth) <= 21
-    distance, brightness = np.rint(depth[band]).astype(int) + 21, luminance[band]
-    profile = np.array([np.median(brightness[distance == d]) if np.any(distance == d) else np.nan for d in range(43)])
-    across = profile[41] - profile[1]  # from 20 px outside to 20 px inside
-    centres = np.arange(13, 30)  # within 8 px of the edge found on the thumbnail
-    steepest = np.nanmax(profile[centres + 4] - profile[centres - 4])
+    # the median brightness at each 2 px of depth, from 20 px outside the edge to 20 px inside
+    band = np.abs(depth) < 20
+    bins, brightness = np.floor(depth[band] / 2).astype(int) + 10, luminance[band]
+    profile = np.array([np.median(brightness[bins == b]) if np.any(bins == b) else np.nan for b in range(20)])
+    across = profile[19] - profile[0]
+    centres = np.arange(6, 14)  # the steepest 8 px within 8 px of the edge found on the thumbnail
+    steepest = np.nanmax(profile[centres + 2] - profile[centres - 2])
     return float(steepest / across) if across > 0 else 0.0
 
 
