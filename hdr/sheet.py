@@ -25,10 +25,10 @@ MIN_CONVEX = 0.9  # share of its convex hull it fills: one whole sheet, not one 
 MAX_MOUTH = 10  # thumbnail pixels: a bold stroke running off the sheet's edge leaves a bay with a mouth this wide at most
 MAX_MOUTH_SHARE = 0.1  # and its mouth is at most this share of its edge (a dark part of the desk between a sheet and
 # a lit part of the desk opens wider)
-MIN_SHARPNESS = 0.65  # the steepest 8 px of the step across its edge (on a copy EDGE_SIDE px wide) make this share
-# of the step across 40 px: a sheet's edge is sharp (0.74 and up in 839 dev drawings), the edge of a soft shadow or of
-# the lit part of a page is not (0.2–0.62)
-EDGE_SIDE = 640
+MIN_SHARPNESS = 0.65  # the steepest 8 px of the step across its edge make this share of the step across 40 px: a
+# sheet's edge is sharp (0.74 and up in 839 dev drawings), the edge of a soft shadow or of the lit part of a page is
+# not (0.24–0.62 in most checked)
+EDGE_SIDE = 640  # px: the edge's sharpness is measured on a copy this size at most (the working copy's)
 MIN_TURN = 1.0  # degrees: a sheet turned less than this (about what a 96-px thumbnail can tell) counts as upright
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
@@ -126,7 +126,8 @@ def edge_sharpness(image: Image.Image, region: np.ndarray) -> float:
     """How sharp the step across the edge of ``region`` (a thumbnail mask) is in ``image``: the steepest 8 px of the
     brightness profile across it, as a share of the step across 40 px (on a copy at most EDGE_SIDE px wide)."""
     if max(image.size) > EDGE_SIDE:
-        image = image.resize(_fit(image.size, EDGE_SIDE), Image.Resampling.BOX)
+        image = image.copy()
+        image.thumbnail((EDGE_SIDE, EDGE_SIDE), Image.Resampling.BOX)
     luminance = np.asarray(image.convert("L"), np.float32) / 255
     # how far inside the region's edge each pixel lies (outside: < 0), from the thumbnail's distances, upsampled
     depth = np.where(region, ndi.distance_transform_edt(region) - 0.5, 0.5 - ndi.distance_transform_edt(~region))
@@ -136,15 +137,13 @@ def edge_sharpness(image: Image.Image, region: np.ndarray) -> float:
     band = np.abs(depth) < 20
     bins, brightness = np.floor(depth[band] / 2).astype(int) + 10, luminance[band]
     profile = np.array([np.median(brightness[bins == b]) if np.any(bins == b) else np.nan for b in range(20)])
-    across = profile[19] - profile[0]
+    measured = profile[~np.isnan(profile)]
     centres = np.arange(6, 14)  # the steepest 8 px within 8 px of the edge found on the thumbnail
-    steepest = np.nanmax(profile[centres + 2] - profile[centres - 2])
-    return float(steepest / across) if across > 0 else 0.0
-
-
-def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
-    scale = side / max(size)
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+    steps = profile[centres + 2] - profile[centres - 2]
+    steps = steps[~np.isnan(steps)]
+    if steps.size == 0 or measured[-1] <= measured[0]:
+        return 0.0  # no step to measure: not the edge of a sheet
+    return float(steps.max() / (measured[-1] - measured[0]))
 
 
 def otsu_level(values: np.ndarray) -> float:
