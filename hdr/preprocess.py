@@ -43,6 +43,8 @@ MNIST_CENTRE = 14.0  # centre of mass of MNIST digits, in pixel indices (measure
 STROKE_WIDTH = 2.6  # median MNIST stroke width in pixels of the 20-px box
 THIN_STROKE, FAT_STROKE = 1.9, 4.4  # strokes outside this range are re-stroked towards STROKE_WIDTH
 CROP_WORKING_SIDE = 160  # the ink crop is resampled to about this size for stroke-width work
+SHADING_WINDOW = 0.3  # × the longer side: wider than any stroke; lighter or darker paper at least this wide is light
+SHADING_SIDE = 160  # such paper is looked for on a copy this size first (most pictures have none), then in full
 FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak ink signal
 LINE_COVERAGE = 0.8  # a ruled line is inked along at least this fraction of the image
 WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touching digits; at 0.6, 159 of 160
@@ -265,18 +267,51 @@ def _luminance_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | N
 
 
 def _ink_signal(luminance: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ink strength (paper 0) and the noise level, with the lighting removed and the polarity decided."""
-    residual = luminance - _paper_background(luminance)
+    """Ink strength (paper 0) and the noise level, with the lighting removed and the polarity decided.
+
+    Where the paper is lighter or darker than its fitted surface over regions wider than any stroke (a shadow across
+    the page, :func:`_shading`), that is light, not ink: it does not count towards the polarity, and dark ink counts
+    relative to the paper under it, so that ink in a shadow is as strong as ink in the light.
+    """
+    surface = _paper_background(luminance)
+    residual = luminance - surface
     # Noise level from the quieter quarter of the pixels (robust even when ink covers half the image):
     # for Gaussian noise the 25th percentile of |residual| is 0.3186 σ.
     noise = float(np.percentile(np.abs(residual[::2, ::2]), 25)) / 0.3186
     floor = 3 * noise + 0.02
+    shading = _shading(residual, floor)
+    dark, light = -residual, residual
+    if shading is not None:
+        paper = surface + shading
+        dark = (paper - luminance) / np.maximum(paper, 0.05) * float(np.median(paper))
+        light = residual - np.clip(shading, 0, None)
     height, width = residual.shape
-    centre = residual[height // 10 : height - height // 10, width // 10 : width - width // 10]  # not the desk around
-    dark = np.clip(-centre - floor, 0, None).sum()
-    light = np.clip(centre - floor, 0, None).sum()
-    signal = -residual if dark >= light else residual
-    return np.clip(signal, 0, None), noise
+    centre = slice(height // 10, height - height // 10), slice(width // 10, width - width // 10)  # not the desk around
+    is_dark = np.clip(dark[centre] - floor, 0, None).sum() >= np.clip(light[centre] - floor, 0, None).sum()
+    return np.clip(dark if is_dark else residual, 0, None), noise
+
+
+def _shading(residual: np.ndarray, floor: float) -> np.ndarray | None:
+    """How much lighter (> 0) or darker (< 0) than its fitted surface the paper is over regions wider than
+    SHADING_WINDOW (a grey opening of each side of the ``residual`` leaves those, not the strokes), or ``None`` where
+    that is nowhere more than ``floor``. Looked for on a small copy first."""
+    if max(residual.shape) > SHADING_SIDE:
+        small = Image.fromarray(residual).resize(_fit(residual.shape[1], residual.shape[0], SHADING_SIDE),
+                                                 Image.Resampling.BOX)
+        if np.abs(_wide_parts(np.asarray(small))).max() <= floor:
+            return None
+    shading = _wide_parts(residual)
+    return shading if np.abs(shading).max() > floor else None
+
+
+def _wide_parts(residual: np.ndarray) -> np.ndarray:
+    """The positive and negative parts of ``residual`` that cover regions wider than SHADING_WINDOW (grey openings)."""
+    window = max(3, round(SHADING_WINDOW * max(residual.shape)))
+
+    def opening(values: np.ndarray) -> np.ndarray:
+        return ndi.maximum_filter(ndi.minimum_filter(values, window), window)
+
+    return opening(np.clip(residual, 0, None)) - opening(np.clip(-residual, 0, None))
 
 
 def _paper_background(luminance: np.ndarray, thumb_side: int = 48, degree: int = 2) -> np.ndarray:
