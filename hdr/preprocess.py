@@ -292,26 +292,31 @@ def _ink_signal(luminance: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _shading(residual: np.ndarray, floor: float) -> np.ndarray | None:
-    """How much lighter (> 0) or darker (< 0) than its fitted surface the paper is over regions wider than
-    SHADING_WINDOW (a grey opening of each side of the ``residual`` leaves those, not the strokes), or ``None`` where
-    that is nowhere more than ``floor``. Looked for on a small copy first."""
+    """How much lighter (> 0) or darker (< 0) than its fitted surface the paper is, where it is so by more than
+    ``floor`` over a region wider than SHADING_WINDOW that reaches the picture's edge (a shadow falls from outside the
+    picture; a blob of ink lies inside it), or ``None`` where it is nowhere. Looked for on a small copy first."""
     if max(residual.shape) > SHADING_SIDE:
         small = Image.fromarray(residual).resize(_fit(residual.shape[1], residual.shape[0], SHADING_SIDE),
                                                  Image.Resampling.BOX)
-        if np.abs(_wide_parts(np.asarray(small))).max() <= floor:
+        if _wide_parts(np.asarray(small), floor) is None:
             return None
-    shading = _wide_parts(residual)
-    return shading if np.abs(shading).max() > floor else None
+    return _wide_parts(residual, floor)
 
 
-def _wide_parts(residual: np.ndarray) -> np.ndarray:
-    """The positive and negative parts of ``residual`` that cover regions wider than SHADING_WINDOW (grey openings)."""
+def _wide_parts(residual: np.ndarray, floor: float) -> np.ndarray | None:
+    """The positive and negative parts of ``residual`` that cover regions wider than SHADING_WINDOW (grey openings
+    leave those, not the strokes), in the regions that reach the picture's edge and exceed ``floor`` somewhere."""
     window = max(3, round(SHADING_WINDOW * max(residual.shape)))
 
     def opening(values: np.ndarray) -> np.ndarray:
         return ndi.maximum_filter(ndi.minimum_filter(values, window), window)
 
-    return opening(np.clip(residual, 0, None)) - opening(np.clip(-residual, 0, None))
+    wide = opening(np.clip(residual, 0, None)) - opening(np.clip(-residual, 0, None))
+    regions, count = ndi.label(wide != 0)
+    border = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
+    strong = np.unique(regions[np.abs(wide) > floor])
+    keep = np.intersect1d(border[border > 0], strong)
+    return np.where(np.isin(regions, keep), wide, 0).astype(np.float32) if keep.size else None
 
 
 def _paper_background(luminance: np.ndarray, thumb_side: int = 48, degree: int = 2) -> np.ndarray:
