@@ -288,7 +288,7 @@ def _ink_signal(luminance: np.ndarray) -> tuple[np.ndarray, float]:
     height, width = residual.shape
     centre = slice(height // 10, height - height // 10), slice(width // 10, width - width // 10)  # not the desk around
     is_dark = np.clip(dark[centre] - floor, 0, None).sum() >= np.clip(light[centre] - floor, 0, None).sum()
-    return np.clip(dark if is_dark else residual, 0, None), noise
+    return np.clip(dark if is_dark else light, 0, None), noise
 
 
 def _shading(residual: np.ndarray, floor: float) -> np.ndarray | None:
@@ -312,7 +312,7 @@ def _wide_parts(residual: np.ndarray, floor: float) -> np.ndarray | None:
         return ndi.maximum_filter(ndi.minimum_filter(values, window), window)
 
     wide = opening(np.clip(residual, 0, None)) - opening(np.clip(-residual, 0, None))
-    regions, count = ndi.label(wide != 0)
+    regions, _ = ndi.label(wide != 0)
     border = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
     strong = np.unique(regions[np.abs(wide) > floor])
     keep = np.intersect1d(border[border > 0], strong)
