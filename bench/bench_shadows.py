@@ -23,6 +23,7 @@ from scipy import ndimage as ndi
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.realistic_set import DEFAULT_DATA_ROOT  # noqa: E402
 from hdr import Recognizer, mnist  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "shadows.json"
@@ -45,7 +46,7 @@ def page_in_shadow(digit: np.ndarray, edge: int, darkness: float, softness: floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", type=int, default=30, help="MNIST test digits per shadow (the first ones)")
-    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"), help="MNIST root")
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="folder holding MNIST/raw")
     parser.add_argument("--output", default=str(RESULTS))
     arguments = parser.parse_args()
     images, labels = mnist.load(arguments.data_root, train=False)
