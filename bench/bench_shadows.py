@@ -22,9 +22,10 @@ from scipy import ndimage as ndi
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
-from bench.realistic_set import DEFAULT_DATA_ROOT  # noqa: E402
 from hdr import Recognizer, mnist  # noqa: E402
+from realistic_set import DEFAULT_DATA_ROOT  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "shadows.json"
 SOFTNESS = (0, 15, 40)  # σ of the shadow's edge, px
