@@ -58,10 +58,10 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     labels, _ = ndi.label(bright)
     sheet = labels == 1 + np.argmax(np.bincount(labels.ravel())[1:])
     filled = ndi.binary_fill_holes(sheet)
-    filled |= ink_bays(filled)
+    hull, hull_area = convex_hull(filled)  # the bays lie inside it: it is the hull of the region with them too
+    filled |= ink_bays(filled, hull)
     if not MIN_AREA <= filled.mean() <= MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
         return None
-    hull, hull_area = convex_hull(filled)
     if filled.sum() < MIN_CONVEX * hull_area:
         return None
     if largest_quadrilateral_area(hull) < MIN_FOUR_CORNERED * filled.sum():
@@ -83,23 +83,22 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     return Sheet(Image.composite(crop, paper, inside), box, turn if abs(turn) >= MIN_TURN else 0.0)
 
 
-def ink_bays(region: np.ndarray) -> np.ndarray:
+def ink_bays(region: np.ndarray, hull: np.ndarray) -> np.ndarray:
     """The bays in ``region``'s edge that open through a narrow mouth: where a bold stroke runs off the sheet's edge.
 
     A bay is a piece of the region's convex hull outside the region; its mouth, the part of it next to the hull's
-    outside. A stroke's bay is long and narrow, and the sheet borders it all along but its mouth."""
-    hull, _ = convex_hull(region)
+    outside. A stroke's bay is long and narrow, and the sheet borders it all along but its mouth. ``hull``: the
+    corners of the region's convex hull (:func:`convex_hull`)."""
     inside_hull = convex_polygon_mask(hull, region.shape)
     next_to_outside = ndi.binary_dilation(np.pad(~inside_hull, 1, constant_values=True))[1:-1, 1:-1]
-    bays, count = ndi.label(inside_hull & ~region)
-    found = np.zeros_like(region)
-    for label in range(1, count + 1):
-        bay = bays == label
-        mouth = np.count_nonzero(bay & next_to_outside)
-        edge = np.count_nonzero(bay & ~ndi.binary_erosion(bay))
-        if mouth <= MAX_MOUTH and mouth <= MAX_MOUTH_SHARE * edge:
-            found |= bay
-    return found
+    in_bays = inside_hull & ~region
+    bays, count = ndi.label(in_bays)
+    # per bay: its pixels next to the hull's outside, and its pixels on its border (bays never touch side by side)
+    mouth = np.bincount(bays[in_bays & next_to_outside], minlength=count + 1)
+    edge = np.bincount(bays[in_bays & ~ndi.binary_erosion(in_bays)], minlength=count + 1)
+    narrow = (mouth <= MAX_MOUTH) & (mouth <= MAX_MOUTH_SHARE * edge)
+    narrow[0] = False  # not a bay
+    return narrow[bays]
 
 
 def convex_polygon_mask(corners: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -161,7 +160,7 @@ def otsu_level(values: np.ndarray) -> float:
 def convex_hull(mask: np.ndarray) -> tuple[np.ndarray, float]:
     """The corners (x, y) of the convex hull of the mask's pixels (each pixel a unit square), in order, and its
     area."""
-    rows, cols = np.nonzero(mask)
+    rows, cols = np.nonzero(mask & ~ndi.binary_erosion(mask))  # its edge: the inner pixels are inside any hull of it
     corners = np.concatenate([np.stack([cols + dx, rows + dy], 1) for dx in (0, 1) for dy in (0, 1)]).astype(float)
     try:
         hull = ConvexHull(corners)
