@@ -307,6 +307,8 @@ def _wide_parts(residual: np.ndarray, floor: float) -> np.ndarray | None:
     """The positive and negative parts of ``residual`` that cover regions wider than SHADING_WINDOW (grey openings
     leave those, not the strokes), in the regions that reach the picture's edge and exceed ``floor`` somewhere."""
     window = max(3, round(SHADING_WINDOW * max(residual.shape)))
+    if not ndi.minimum_filter((np.abs(residual) > floor).view(np.uint8), window).any():
+        return None  # no window beyond the floor throughout: the openings leave nothing that exceeds it
 
     def opening(values: np.ndarray) -> np.ndarray:
         return ndi.maximum_filter(ndi.minimum_filter(values, window), window)

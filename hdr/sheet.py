@@ -14,7 +14,8 @@ from PIL import Image
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
-THUMB_SIDE = 96  # the sheet is looked for on a thumbnail this size
+THUMB_SIDE = 96  # the sheet is looked for on a thumbnail this size, in pictures at least this size (a smaller one
+# is a digit cropped or drawn small, not a photo of a sheet with a digit on it)
 MIN_CONTRAST = 0.15  # the sheet is this much brighter than the desk (luminance in [0, 1]), right across its edge
 MIN_AREA, MAX_AREA = 0.08, 0.85  # share of the picture the sheet covers (above MAX_AREA the paper fills it anyway)
 MIN_SOLIDITY = 0.6  # the sheet is mostly paper: the ink on it (holes in the bright region) is less
@@ -43,9 +44,12 @@ class Sheet:
 
 
 def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet | None:
-    """The sheet of paper in ``image``; ``None`` when there is no such sheet or it fills the picture. ``reduced``, a
+    """The sheet of paper in ``image``; ``None`` when there is no such sheet, it fills the picture, or the picture is
+    too small to be a photo of one (under THUMB_SIDE px). ``reduced``, a
     smaller copy of ``image`` made anyway, is where the thumbnail is taken from (a pass over a large image saved)."""
     width, height = image.size
+    if max(width, height) < THUMB_SIDE:
+        return None
     scale = THUMB_SIDE / max(width, height)
     source = reduced if reduced is not None and reduced.width < width else image
     thumb = source.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
@@ -58,6 +62,8 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     labels, _ = ndi.label(bright)
     sheet = labels == 1 + np.argmax(np.bincount(labels.ravel())[1:])
     filled = ndi.binary_fill_holes(sheet)
+    if filled.mean() > MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
+        return None  # paper filling the picture, or not mostly paper (the bays below only make it more so)
     hull, hull_area = convex_hull(filled)  # the bays lie inside it: it is the hull of the region with them too
     filled |= ink_bays(filled, hull)
     if not MIN_AREA <= filled.mean() <= MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():

@@ -223,6 +223,19 @@ def test_a_bold_stroke_running_off_the_sheet_leaves_it_a_sheet(recognizer, turn)
     assert recognizer.predict(photo).digit == 7
 
 
+def test_a_digit_too_small_to_be_a_photo_of_a_sheet_is_read_whole(mnist_test, recognizer):
+    """MNIST's own 28×28 images, light on black, uploaded as they are: the bold strokes of these 20 looked like a sheet
+    on a desk, and read on that "sheet" 5 were wrong and 16 unsure. A picture this small is no photo of a sheet."""
+    images, labels = mnist_test
+    indices = [196, 267, 345, 1011, 1760, 2324, 2473, 3354, 3455, 4035, 4069, 4574, 4603, 4869, 5544, 5550, 5553,
+               5604, 5637, 6125]
+    uploads = [Image.fromarray(images[index]) for index in indices]
+    assert all(find_sheet(upload) is None for upload in uploads)
+    predictions = recognizer.predict_batch(uploads)
+    assert [p.digit for p in predictions] == labels[indices].tolist()
+    assert not any(p.unsure for p in predictions)
+
+
 @pytest.mark.parametrize("softness", [15, 40])
 def test_the_lit_part_of_a_page_under_a_soft_shadow_is_no_sheet(softness):
     """A shadow over the left half of a page leaves a bright four-cornered region with a clear step at its edge; but
