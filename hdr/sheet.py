@@ -30,6 +30,8 @@ MIN_SHARPNESS = 0.65  # the steepest 8 px of the step across its edge make this 
 # sheet's edge is sharp (0.74 and up in 839 dev drawings), the edge of a soft shadow or of the lit part of a page is
 # not (0.24–0.62 in most checked)
 EDGE_SIDE = 640  # px: the edge's sharpness is measured on a copy this size at most (the working copy's)
+CROSSING = 12  # px of that copy: a stroke reaching this far on both sides of the edge crosses it (a shadow's edge)
+INK_SHARE = 0.6  # a stroke is darker than this share of the median brightness on its side of the edge
 MIN_TURN = 1.0  # degrees: a sheet turned less than this (about what a 96-px thumbnail can tell) counts as upright
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
@@ -59,8 +61,7 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     bright = luminance > otsu_level(luminance)
     if bright.all() or not bright.any() or luminance[bright].mean() - luminance[~bright].mean() < MIN_CONTRAST:
         return None
-    labels, _ = ndi.label(bright)
-    sheet = labels == 1 + np.argmax(np.bincount(labels.ravel())[1:])
+    sheet = largest_region(bright)
     filled = ndi.binary_fill_holes(sheet)
     if filled.mean() > MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
         return None  # paper filling the picture, or not mostly paper (the bays below only make it more so)
@@ -72,8 +73,17 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
         return None
     if largest_quadrilateral_area(hull) < MIN_FOUR_CORNERED * filled.sum():
         return None
-    if edge_step(luminance, filled) < MIN_CONTRAST or edge_sharpness(source, filled) < MIN_SHARPNESS:
+    if edge_step(luminance, filled) < MIN_CONTRAST:
         return None
+    fine = fine_luminance(source)
+    if edge_sharpness(fine, edge_depth(filled, fine.shape)) < MIN_SHARPNESS:
+        return None
+    if ink_crosses_edge(fine, edge_depth(convex_polygon_mask(hull, filled.shape), fine.shape)):
+        # The region is the brighter part of a larger paper: of a page partly in shadow, if with the dimmer paper it
+        # fills the picture (no sheet then), else of a sheet lit unevenly (the region holds most of its writing).
+        dimmer = largest_region(luminance > otsu_level(luminance[~bright]))
+        if ndi.binary_fill_holes(dimmer).mean() > MAX_AREA:
+            return None
     rows, cols = np.nonzero(filled)
     box = (int(cols.min() / scale), int(rows.min() / scale),
            min(width, int(np.ceil((cols.max() + 1) / scale))), min(height, int(np.ceil((rows.max() + 1) / scale))))
@@ -87,6 +97,12 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     inside = Image.fromarray(inside[window]).resize(crop.size, Image.Resampling.NEAREST)
     turn = turn_of_smallest_rectangle(hull)
     return Sheet(Image.composite(crop, paper, inside), box, turn if abs(turn) >= MIN_TURN else 0.0)
+
+
+def largest_region(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected region of ``mask``, which has one at least."""
+    labels, _ = ndi.label(mask)
+    return labels == 1 + np.argmax(np.bincount(labels.ravel())[1:])
 
 
 def ink_bays(region: np.ndarray, hull: np.ndarray) -> np.ndarray:
@@ -127,17 +143,26 @@ def edge_step(luminance: np.ndarray, region: np.ndarray, width: int = 2) -> floa
     return float(luminance[inside].mean() - luminance[outside].mean()) if outside.any() else 0.0
 
 
-def edge_sharpness(image: Image.Image, region: np.ndarray) -> float:
-    """How sharp the step across the edge of ``region`` (a thumbnail mask) is in ``image``: the steepest 8 px of the
-    brightness profile across it, as a share of the step across 40 px (on a copy at most EDGE_SIDE px wide)."""
+def fine_luminance(image: Image.Image) -> np.ndarray:
+    """The luminance of ``image`` in [0, 1], on a copy at most EDGE_SIDE px wide: where a sheet's edge is looked at."""
     if max(image.size) > EDGE_SIDE:
         image = image.copy()
         image.thumbnail((EDGE_SIDE, EDGE_SIDE), Image.Resampling.BOX)
-    luminance = np.asarray(image.convert("L"), np.float32) / 255
-    # how far inside the region's edge each pixel lies (outside: < 0), from the thumbnail's distances, upsampled
+    return np.asarray(image.convert("L"), np.float32) / 255
+
+
+def edge_depth(region: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """How far inside the edge of ``region`` (a thumbnail mask) each pixel of a picture of ``shape`` lies, in its
+    pixels (outside: < 0): the thumbnail's distances, upsampled."""
     depth = np.where(region, ndi.distance_transform_edt(region) - 0.5, 0.5 - ndi.distance_transform_edt(~region))
-    scale = image.width / region.shape[1]
-    depth = scale * np.asarray(Image.fromarray(depth.astype(np.float32)).resize(image.size, Image.Resampling.BILINEAR))
+    scale = shape[1] / region.shape[1]
+    return scale * np.asarray(Image.fromarray(depth.astype(np.float32)).resize(shape[::-1], Image.Resampling.BILINEAR))
+
+
+def edge_sharpness(luminance: np.ndarray, depth: np.ndarray) -> float:
+    """How sharp the step across a region's edge is, from the ``luminance`` of :func:`fine_luminance` and the
+    ``depth`` of :func:`edge_depth`: the steepest 8 px of the brightness profile across it, as a share of the step
+    across 40 px."""
     # the median brightness at each 2 px of depth, from 20 px outside the edge to 20 px inside
     band = np.abs(depth) < 20
     bins, brightness = np.floor(depth[band] / 2).astype(int) + 10, luminance[band]
@@ -149,6 +174,22 @@ def edge_sharpness(image: Image.Image, region: np.ndarray) -> float:
     if steps.size == 0 or measured[-1] <= measured[0]:
         return 0.0  # no step to measure: not the edge of a sheet
     return float(steps.max() / (measured[-1] - measured[0]))
+
+
+def ink_crosses_edge(luminance: np.ndarray, depth: np.ndarray) -> bool:
+    """Whether a dark stroke runs across a region's edge (``luminance`` and ``depth`` as for :func:`edge_sharpness`; the
+    edge of its convex hull, which runs across the strokes that cut into it), from CROSSING px inside it to CROSSING px
+    outside: the edge of a shadow across the writing, not of a sheet (its writing stays on it; a stroke running off its
+    edge ends there). Dark: under INK_SHARE of the median brightness on its side of the edge."""
+    inside, outside = (depth > 0) & (depth < 2 * CROSSING), (depth <= 0) & (depth > -2 * CROSSING)
+    if not inside.any() or not outside.any():
+        return False
+    dark = inside & (luminance < INK_SHARE * np.median(luminance[inside]))
+    dark |= outside & (luminance < INK_SHARE * np.median(luminance[outside]))
+    frame = 2 * CROSSING  # not where the region meets the picture's edge
+    dark[:frame], dark[-frame:], dark[:, :frame], dark[:, -frame:] = False, False, False, False
+    strokes, _ = ndi.label(dark, structure=np.ones((3, 3), bool))
+    return np.intersect1d(strokes[dark & (depth > CROSSING)], strokes[dark & (depth < -CROSSING)]).size > 0
 
 
 def otsu_level(values: np.ndarray) -> float:
