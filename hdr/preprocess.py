@@ -197,10 +197,10 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
         return image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
     if mode in ("I", "F") or mode.startswith("I;16"):
         values = np.asarray(image, dtype=np.float32)
-        if mode.startswith("I;16") or values.max() > 255:
-            top = 65535.0
-        else:
-            top = 1.0 if mode == "F" and values.max() <= 1 else 255.0  # float images are often 0..1
+        if mode == "F" and values.max() <= 1:
+            top = 1.0  # float images are often 0..1
+        else:  # the fewest bits that hold the values: 8-, 10-, 12- or 14-bit data is often stored in 16 bits
+            top = float(next(2**bits - 1 for bits in (8, 10, 12, 14, 16, 32) if values.max() <= 2**bits - 1))
         return Image.fromarray(np.clip(values / top * 255, 0, 255).astype(np.uint8), "L")
     if mode in ("La",):
         return image.convert("LA")

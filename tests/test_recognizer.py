@@ -47,6 +47,20 @@ def test_every_input_type_gives_the_same_answer(recognizer, mnist_test, tmp_path
         assert prediction.probabilities == pytest.approx(answers["Path"].probabilities, abs=1e-5), name
 
 
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_a_16_bit_file_is_read_at_the_bit_depth_of_its_values(recognizer, mnist_test, tmp_path, bits):
+    """A 16-bit PNG whose values use 8, 12 or 16 bits (a camera's 12-bit data, or an 8-bit array saved as uint16) reads
+    as the 8-bit image does; before, the 8-bit values were taken for a black page ("No ink found")."""
+    images, labels = mnist_test
+    gray = paper_digit(images[0])
+    path = tmp_path / "digit16.png"
+    Image.fromarray((gray.astype(np.uint32) * (2**bits - 1) // 255).astype(np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I")
+    prediction = recognizer.predict(path)
+    assert prediction.digit == labels[0] and not prediction.unsure
+    assert prediction.probabilities == pytest.approx(recognizer.predict(gray).probabilities, abs=1e-3)
+
+
 def test_prediction_fields_are_consistent(recognizer, mnist_test):
     images, labels = mnist_test
     prediction = recognizer.predict(paper_digit(images[1]))
