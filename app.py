@@ -392,10 +392,11 @@ def reading_dict(reading: Reading | str) -> dict:
     """JSON-friendly answer of /read: the reading plus a message (text None and no digits on errors)."""
     if isinstance(reading, str):
         return {"text": None, "confidence": None, "unsure": True, "digits": [], "separators": [], "message": reading}
+    text = reading.text.replace("\n", " / ")  # lines of digits written one under another
     if reading.unsure:
-        message = f"Read {reading.text!r}, but some digits are unclear (orange boxes)."
+        message = f"Read {text!r}, but some digits are unclear (orange boxes)."
     else:
-        message = f"Read {reading.text!r} ({reading.confidence:.1%} sure)."
+        message = f"Read {text!r} ({reading.confidence:.1%} sure)."
     return {**reading.to_dict(), "message": message}
 
 
@@ -404,7 +405,10 @@ def number_outputs(results: list[tuple[Image.Image | None, Reading | str]]) -> t
     texts, pictures, tables = [], [], []
     for image, reading in results:
         answer = reading_dict(reading)
-        texts.append(f"## {answer['text']}\n{answer['message']}" if answer["text"] is not None else answer["message"])
+        if answer["text"] is None:
+            texts.append(answer["message"])
+        else:  # a heading per line of digits
+            texts.append("".join(f"## {line}\n" for line in answer["text"].split("\n")) + answer["message"])
         pictures.append(draw_reading(image, reading) if isinstance(reading, Reading) else None)
         tables.append([[position + 1, d["digit"], round(d["confidence"], 4),
                         ", ".join(f"{digit} ({p:.0%})" for digit, p in d["alternatives"]), str(tuple(d["box"]))]

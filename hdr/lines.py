@@ -1,13 +1,14 @@
 """A line of handwritten digits, from an ink map to the strip the line reader expects.
 
-Ruled lines, underlines and specks are removed (:func:`find_line`, once per line); the remaining ink is
+An ink map is split into lines of digits where empty rows part them (:func:`find_lines`). In each, ruled lines,
+underlines and specks are removed (:func:`find_line`, once per line); the remaining ink is
 straightened (baseline drift undone), scaled so that a digit is ``STRIP_DIGIT_HEIGHT`` (or any given number of)
 pixels high and centred in a strip ``STRIP_HEIGHT`` pixels high, whose width is a multiple of the reader's frame
 width (:func:`strip_of`, once per scale).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -24,6 +25,8 @@ SMALL = 0.45  # components lower than this × line height are separators or nois
 MARGIN = 0.3  # blank strip on each side, × line height
 COLUMN_PERCENTILE = 80  # of the columns' ink heights, taken as a digit's height
 MIN_HEIGHT_SHARE = 0.8  # ... but at least this × the typical component height (a lone slanted 1)
+LINE_GAP = 0.2  # bands of inked rows this far apart (× the tallest band's height) are lines of their own...
+MIN_LINE_SHARE = 0.6  # ... when both are at least this × as tall as the tallest (not an underline, a dash or a dot)
 
 
 @dataclass
@@ -73,6 +76,24 @@ def line_strip(ink: np.ndarray, digit_height: float = STRIP_DIGIT_HEIGHT) -> Str
     ``None`` when it holds no ink worth reading."""
     line = find_line(ink)
     return None if line is None else strip_of(line, digit_height)
+
+
+def find_lines(ink: np.ndarray) -> list[Line]:
+    """The lines of digits in an ink map, top to bottom (one for a number written on one line); none when it holds
+    no ink worth reading. Lines are told apart by empty rows between bands of inked rows (ruled lines left out)."""
+    rows = (remove_ruled_lines(ink) > INK_THRESHOLD).any(axis=1)
+    bands = [(band.start, band.stop) for (band,) in ndimage.find_objects(ndimage.label(rows)[0])]
+    tallest = max((stop - start for start, stop in bands), default=0)
+    tall = [(start, stop) for start, stop in bands if stop - start >= MIN_LINE_SHARE * tallest]
+    cuts = [(upper_stop + lower_start) // 2 for (_, upper_stop), (lower_start, _) in zip(tall, tall[1:])
+            if lower_start - upper_stop >= LINE_GAP * tallest]
+    lines = []
+    for top, bottom in zip([0] + cuts, cuts + [ink.shape[0]]):
+        line = find_line(ink[top:bottom])
+        if line is not None:
+            left, line_top = line.origin
+            lines.append(replace(line, origin=(left, line_top + top), centres=[(x, y + top) for x, y in line.centres]))
+    return lines
 
 
 def find_line(ink: np.ndarray) -> Line | None:

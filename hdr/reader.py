@@ -1,7 +1,8 @@
-"""Reading whole numbers: the line of ink (:mod:`hdr.lines`) read by the CTC line reader (:mod:`hdr.line_model`).
+"""Reading whole numbers: each line of ink (:mod:`hdr.lines`) read by the CTC line reader (:mod:`hdr.line_model`).
 
-The reader emits the digits and separators ``. , -`` in reading order. Each line is read at three scales and
-the readings are combined: the sequence of digits and separators most of them agree on, each digit's
+Lines of digits written one under another are read one by one, and the text holds one line per line. The reader
+emits the digits and separators ``. , -`` in reading order. Each line is read at three scales and the readings are
+combined: the sequence of digits and separators most of them agree on, each digit's
 probabilities averaged (geometric mean) over the readings that agree. Each character's box is the ink
 between the emptiest columns separating it from its neighbours. A digit that stands free of its neighbours
 also goes through the single-digit classifier, and the two models' probabilities are multiplied.
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from hdr.line_model import FRAME_WIDTH, Character, LineNet, decode
-from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Strip, find_line, line_strip, strip_of
+from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Strip, find_lines, line_strip, strip_of
 from hdr.preprocess import Box, BlankImageError, FoundInk, find_ink, load_image, to_image_box, to_model_input
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class LocatedDigit:
 
 @dataclass
 class Reading:
-    """A number read from an image: ``text`` holds digits and the separators ``. , -`` and spaces."""
+    """A number read from an image: ``text`` holds digits and the separators ``. , -`` and spaces (and a newline between
+    lines, where lines of digits are written one under another); ``digits`` in reading order."""
 
     text: str
     digits: list[LocatedDigit]
@@ -72,17 +74,19 @@ class Reading:
 
 
 def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
-    """Read a number from each image; the lines of all images go through the line reader in one batch, and the
-    digits that stand free of their neighbours through the digit classifier in another.
+    """Read a number from each image (or one per line, where lines of digits are written one under another); the
+    lines of all images go through the line reader in one batch, and the digits that stand free of their neighbours
+    through the digit classifier in another.
 
     Raises ``InvalidImageError`` for unreadable input and ``BlankImageError`` when an image holds no digit.
     """
     loaded = [load_image(image) for image in images]
     # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
     found = [find_ink(image, single_digit=False) for image in loaded]
-    ink_lines = [find_line(found_ink.upright()) for found_ink in found]
-    if any(line is None for line in ink_lines):
+    lines_of_images = [find_lines(found_ink.upright()) for found_ink in found]
+    if not all(lines_of_images):
         raise BlankImageError("No digits found in the image.")
+    ink_lines = [line for lines in lines_of_images for line in lines]
     scaled = [[strip_of(line, STRIP_DIGIT_HEIGHT * scale) for scale in READING_SCALES] for line in ink_lines]
     decoded = read_strips(recognizer.line_reader, [strip.pixels for strips in scaled for strip in strips])
     count = len(READING_SCALES)
@@ -94,8 +98,10 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
             for character, place in zip(characters, places) if character.char.isdigit() and place.free]
     opinions = recognizer.classify([to_model_input(place.ink) for _, place in free])
     second_opinions = {id(character): opinion for (character, _), opinion in zip(free, opinions)}
-    return [compose(found_ink, strip, characters, places, second_opinions, recognizer.line_reader.min_confidence)
-            for found_ink, strip, characters, places in zip(found, strips, lines, placed)]
+    read_lines = iter(zip(strips, lines, placed))
+    return [compose(found_ink, [next(read_lines) for _ in image_lines], second_opinions,
+                    recognizer.line_reader.min_confidence)
+            for found_ink, image_lines in zip(found, lines_of_images)]
 
 
 def digit_confidences(model: LineNet, inks: list[np.ndarray]) -> list[list[float]]:
@@ -149,26 +155,32 @@ def digit_probabilities(character: Character, classified: Prediction | None) -> 
     return joint / joint.sum() if joint.sum() > 0 else character.digit_probabilities
 
 
-def compose(found: FoundInk, strip: Strip, characters: list[Character], places: list[Place],
+def compose(found: FoundInk, lines: list[tuple[Strip, list[Character], list[Place]]],
             second_opinions: dict[int, Prediction], min_confidence: float) -> Reading:
-    """Turn decoded characters, read in ``found``'s upright ink map, into a :class:`Reading` with boxes in source
-    pixels."""
-    digits, separators = [], []
-    for character, place in zip(characters, places):
-        box = source_box(found.from_upright(place.box), found.ink.shape, found.region)
-        if not character.char.isdigit():
-            separators.append(Mark(character.char, box))
-            continue
-        probabilities = digit_probabilities(character, second_opinions.get(id(character)))
-        order = np.argsort(probabilities)[::-1]
-        confidence = min(character.confidence, float(probabilities[order[0]]))
-        alternatives = [(int(digit), float(probabilities[digit])) for digit in order[:3]]
-        digits.append(LocatedDigit(box, int(order[0]), confidence, alternatives, confidence < min_confidence))
+    """Turn the characters decoded on each line of ``found``'s upright ink map (with the line's strip and the
+    characters' places) into a :class:`Reading` with boxes in source pixels; its text holds one line per line of
+    digits."""
+    digits, separators, texts = [], [], []
+    for strip, characters, places in lines:
+        line_digits, line_separators = [], []
+        for character, place in zip(characters, places):
+            box = source_box(found.from_upright(place.box), found.ink.shape, found.region)
+            if not character.char.isdigit():
+                line_separators.append(Mark(character.char, box))
+                continue
+            probabilities = digit_probabilities(character, second_opinions.get(id(character)))
+            order = np.argsort(probabilities)[::-1]
+            confidence = min(character.confidence, float(probabilities[order[0]]))
+            alternatives = [(int(digit), float(probabilities[digit])) for digit in order[:3]]
+            line_digits.append(LocatedDigit(box, int(order[0]), confidence, alternatives, confidence < min_confidence))
+        if line_digits:
+            line_height = strip.line_height * (found.region[3] - found.region[1]) / found.ink.shape[0]
+            texts.append(number_text(line_digits, line_separators, line_height))
+            digits += line_digits
+            separators += line_separators
     if not digits:
         raise BlankImageError("No digits found in the image.")
-    region = found.region
-    text = number_text(digits, separators, strip.line_height * (region[3] - region[1]) / found.ink.shape[0])
-    return Reading(text, digits, separators, float(np.prod([d.confidence for d in digits])),
+    return Reading("\n".join(texts), digits, separators, float(np.prod([d.confidence for d in digits])),
                    any(d.unsure for d in digits))
 
 

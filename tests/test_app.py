@@ -92,6 +92,11 @@ def files(tmp_path_factory, digits) -> dict[str, Path]:
     number = np.concatenate([np.pad(digits[d], ((8, 8), (6, 6))) for d in (2, 0, 2, 6)], axis=1)
     paths["number"] = folder / "number.png"
     Image.fromarray(255 - number).resize((number.shape[1] * 3, number.shape[0] * 3)).save(paths["number"])
+    second_line = np.concatenate([np.pad(digits[d], ((8, 8), (6, 6))) for d in (7, 8)], axis=1)
+    two_lines = np.pad(second_line, ((0, 0), (0, number.shape[1] - second_line.shape[1])))
+    paths["two_lines"] = folder / "two_lines.png"
+    Image.fromarray(255 - np.concatenate([number, two_lines])).resize((number.shape[1] * 3, number.shape[0] * 6)).save(
+        paths["two_lines"])
     paths["scribble"] = folder / "scribble.png"
     render_shape("scribble", 13).save(paths["scribble"])  # not wide: a wide scribble may be taken for several digits
     paths["not_image"] = folder / "notes.png"
@@ -198,6 +203,13 @@ def test_a_written_number_is_read_whole(client, recognizer, files):
     assert answer["text"] == "2026"
     assert answer == {**recognizer.read(files["number"]).to_dict(), "message": answer["message"]}
     assert [digit["box"][0] for digit in answer["digits"]] == sorted(d["box"][0] for d in answer["digits"])
+
+
+def test_numbers_on_two_lines_are_read_line_by_line(client, files):
+    answer = client.predict(handle_file(str(files["two_lines"])), api_name="/read")
+    assert answer["text"] == "2026\n78"
+    assert "'2026 / 78'" in answer["message"]
+    assert [digit["digit"] for digit in answer["digits"]] == [2, 0, 2, 6, 7, 8]
 
 
 def test_a_number_sent_as_one_digit_gets_no_digit_but_a_pointer_to_number_reading(app, client, recognizer, files):

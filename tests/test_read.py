@@ -54,6 +54,21 @@ def test_overlapping_digits_are_read(recognizer, pool):
     assert_reads(recognizer, sample)
 
 
+@pytest.mark.parametrize("subset", ["spaced", "touching"])
+def test_lines_written_one_under_another_are_read_line_by_line(recognizer, pool, subset):
+    """Two numbers on two lines (a form's fields, a postal code under a house number) give one line of text each,
+    the digits in reading order; before, the two were read as one line (here as a lone '1' or '2')."""
+    upper, lower = render_number("4096", subset, 3, pool).image, render_number("18752", subset, 4, pool).image
+    page = Image.new("L", (max(upper.width, lower.width) + 40, upper.height + lower.height + 60), 255)
+    page.paste(upper.convert("L"), (20, 20))
+    page.paste(lower.convert("L"), (20, 40 + upper.height))
+    reading = recognizer.read(page)
+    assert reading.text == "4096\n18752"
+    assert [d.digit for d in reading.digits] == [4, 0, 9, 6, 1, 8, 7, 5, 2]
+    assert all(d.box[3] <= 30 + upper.height for d in reading.digits[:4])
+    assert all(d.box[1] >= 30 + upper.height for d in reading.digits[4:])
+
+
 def broken_five(pool) -> np.ndarray:
     """A 28×28 MNIST 5 (ink 1) whose top bar is cut off from its body."""
     five = pool.images[pool.by_digit[5][0]].astype(np.float32) / 255
