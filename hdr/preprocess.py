@@ -196,11 +196,12 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
     if mode in ("P", "PA"):
         return image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
     if mode in ("I", "F") or mode.startswith("I;16"):
-        values = np.asarray(image, dtype=np.float32)
-        if mode == "F" and values.max() <= 1:
-            top = 1.0  # float images are often 0..1
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        highest = float(values.max())
+        if mode == "F" and highest <= 1.5:
+            top = 1.0  # float images are often 0..1 (a little over 1 where resampling overshot)
         else:  # the fewest bits that hold the values: 8-, 10-, 12- or 14-bit data is often stored in 16 bits
-            top = float(next(2**bits - 1 for bits in (8, 10, 12, 14, 16, 32) if values.max() <= 2**bits - 1))
+            top = next((2.0**bits - 1 for bits in (8, 10, 12, 14, 16) if highest <= 2**bits - 1), highest)
         return Image.fromarray(np.clip(values / top * 255, 0, 255).astype(np.uint8), "L")
     if mode in ("La",):
         return image.convert("LA")
@@ -745,8 +746,8 @@ def _find_ink_in(image: Image.Image, working: Image.Image, single_digit: bool) -
     Ink is looked for on the working copy. When that copy is a reduction and the writing in it is small (a
     thin pen digit in a corner of a scanned page, a short number on a form) or not found at all, the image is
     looked at again at a higher resolution: the neighbourhood of the small writing at the image's own
-    resolution (within a working copy's pixels; :func:`_closer_side`), or the whole image at twice the working size. Closed loops and faint thin strokes survive
-    that, where the reduction merges or loses them.
+    resolution (within a working copy's pixels; :func:`_closer_side`), or the whole image at twice the working
+    size. Closed loops and faint thin strokes survive that, where the reduction merges or loses them.
     """
     ink = ink_map(working, single_digit=single_digit)
     whole = (0, 0, image.width, image.height)

@@ -47,8 +47,8 @@ class Sheet:
 
 def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet | None:
     """The sheet of paper in ``image``; ``None`` when there is no such sheet, it fills the picture, or the picture is
-    too small to be a photo of one (under THUMB_SIDE px). ``reduced``, a
-    smaller copy of ``image`` made anyway, is where the thumbnail is taken from (a pass over a large image saved)."""
+    too small to be a photo of one (under THUMB_SIDE px). ``reduced``, a smaller copy of ``image`` made anyway, is
+    where the thumbnail is taken from (a pass over a large image saved)."""
     width, height = image.size
     if max(width, height) < THUMB_SIDE:
         return None

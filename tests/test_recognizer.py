@@ -61,6 +61,20 @@ def test_a_16_bit_file_is_read_at_the_bit_depth_of_its_values(recognizer, mnist_
     assert prediction.probabilities == pytest.approx(recognizer.predict(gray).probabilities, abs=1e-3)
 
 
+def test_a_float_image_of_0_to_1_is_read_even_where_resampling_overshot(recognizer, mnist_test):
+    """A float TIFF holding 0..1, enlarged with bicubic resampling so that some values exceed 1: read as the 8-bit
+    image is (before, its values were taken for 0..255 and the page for black)."""
+    images, labels = mnist_test
+    gray = paper_digit(images[0])
+    buffer = io.BytesIO()
+    floats = Image.fromarray(gray.astype(np.float32) / 255, "F").resize((gray.shape[1] * 2, gray.shape[0] * 2),
+                                                                        Image.Resampling.BICUBIC)
+    assert np.asarray(floats).max() > 1
+    floats.save(buffer, "TIFF")
+    prediction = recognizer.predict(buffer.getvalue())
+    assert prediction.digit == labels[0] and not prediction.unsure
+
+
 def test_prediction_fields_are_consistent(recognizer, mnist_test):
     images, labels = mnist_test
     prediction = recognizer.predict(paper_digit(images[1]))
