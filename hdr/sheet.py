@@ -100,9 +100,9 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
 
 
 def largest_region(mask: np.ndarray) -> np.ndarray:
-    """The largest 4-connected region of ``mask``, which has one at least."""
+    """The largest 4-connected region of ``mask`` (none where it has none)."""
     labels, _ = ndi.label(mask)
-    return labels == 1 + np.argmax(np.bincount(labels.ravel())[1:])
+    return labels == 1 + np.argmax(np.bincount(labels.ravel(), minlength=2)[1:])
 
 
 def ink_bays(region: np.ndarray, hull: np.ndarray) -> np.ndarray:
