@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage as ndi
 
-from hdr.sheet import find_sheet
+from hdr.sheet import ShadowedPage, find_sheet
 
 MAX_PIXELS = 40_000_000  # larger images are refused (a 12 Mpx phone photo is fine)
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -728,10 +728,14 @@ def find_ink(image: Image.Image, single_digit: bool = True) -> FoundInk:
 
     On a photo of a sheet of paper lying on a darker desk, the ink is looked for on the sheet alone
     (:func:`hdr.sheet.find_sheet`), unless none is found there, and the writing is taken to be as turned as the
-    sheet (by less than 45°: a note is written along its edges).
+    sheet (by less than 45°: a note is written along its edges). A page partly in a sharp shadow is read whole, the
+    shadow evened out.
     """
     working = working_copy(image)
     sheet = find_sheet(image, reduced=working)
+    if isinstance(sheet, ShadowedPage):  # read as a whole page, its shadow evened out
+        image = sheet.evened(image)
+        return FoundInk(*_find_ink_in(image, working_copy(image), single_digit))
     if sheet is not None:
         ink, region = _find_ink_in(sheet.image, working_copy(sheet.image), single_digit)
         if ink_bounding_box(ink) is not None:

@@ -32,6 +32,7 @@ MIN_SHARPNESS = 0.65  # the steepest 8 px of the step across its edge make this 
 EDGE_SIDE = 640  # px: the edge's sharpness is measured on a copy this size at most (the working copy's)
 CROSSING = 12  # px of that copy: a stroke reaching this far on both sides of the edge crosses it (a shadow's edge)
 INK_SHARE = 0.6  # a stroke is darker than this share of the median brightness on its side of the edge
+SHADOW_CLOSING = 0.05  # × that copy's side: wider than a stroke (a shadowed page's paper is found by a closing)
 MIN_TURN = 1.0  # degrees: a sheet turned less than this (about what a 96-px thumbnail can tell) counts as upright
 EDGE = 1  # thumbnail pixels along the sheet's blurred edge painted over too
 
@@ -45,10 +46,28 @@ class Sheet:
     turn: float  # degrees its edges are turned from the photo's axes (counter-clockwise), in [-45, 45); 0 under MIN_TURN
 
 
-def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet | None:
+@dataclass
+class ShadowedPage:
+    """A page filling the photo, partly in a sharp-edged shadow (its lit part looked like a sheet on a desk)."""
+
+    def evened(self, image: Image.Image) -> Image.Image:
+        """``image`` in grayscale with its shadow lit up: divided by its paper's brightness (a grey closing wider than
+        a stroke, on a copy at most EDGE_SIDE px wide, upsampled; its lower side taken along the shadow's edge, so
+        that no rim of the edge turns darker than the paper) and brought to the lit paper's."""
+        fine = fine_luminance(image)
+        window = max(3, round(SHADOW_CLOSING * max(fine.shape)))
+        paper = ndi.grey_erosion(ndi.grey_closing(fine, size=window), size=3)
+        paper = np.asarray(Image.fromarray(paper).resize(image.size, Image.Resampling.BILINEAR))
+        luminance = np.asarray(image.convert("L"), np.float32) / 255
+        evened = luminance / np.maximum(paper, 0.02) * float(np.percentile(paper, 95))
+        return Image.fromarray(np.round(np.clip(evened, 0, 1) * 255).astype(np.uint8))
+
+
+def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet | ShadowedPage | None:
     """The sheet of paper in ``image``; ``None`` when there is no such sheet, it fills the picture, or the picture is
-    too small to be a photo of one (under THUMB_SIDE px). ``reduced``, a smaller copy of ``image`` made anyway, is
-    where the thumbnail is taken from (a pass over a large image saved)."""
+    too small to be a photo of one (under THUMB_SIDE px). A page partly in a sharp shadow looks like a sheet (its lit
+    part) until the writing is seen to run across the shadow's edge: then its :class:`ShadowedPage`. ``reduced``, a
+    smaller copy of ``image`` made anyway, is where the thumbnail is taken from (a pass over a large image saved)."""
     width, height = image.size
     if max(width, height) < THUMB_SIDE:
         return None
@@ -83,7 +102,7 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
         # fills the picture (no sheet then), else of a sheet lit unevenly (the region holds most of its writing).
         dimmer = largest_region(luminance > otsu_level(luminance[~bright]))
         if ndi.binary_fill_holes(dimmer).mean() > MAX_AREA:
-            return None
+            return ShadowedPage()
     rows, cols = np.nonzero(filled)
     box = (int(cols.min() / scale), int(rows.min() / scale),
            min(width, int(np.ceil((cols.max() + 1) / scale))), min(height, int(np.ceil((rows.max() + 1) / scale))))

@@ -22,7 +22,7 @@ from hdr.preprocess import (
     to_model_input,
     topology,
 )
-from hdr.sheet import find_sheet
+from hdr.sheet import ShadowedPage, find_sheet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from bench_shadows import page_in_shadow  # noqa: E402
@@ -247,6 +247,19 @@ def test_the_lit_part_of_a_page_under_a_soft_shadow_is_no_sheet(softness):
     assert find_sheet(photo) is None
     sheet_on_desk = note_on_desk(np.zeros((28, 28), np.uint8), (600, 0, 1200, 900), 112)
     assert find_sheet(sheet_on_desk.filter(ImageFilter.GaussianBlur(1.5))) is not None  # the same step, sharp
+
+
+def test_a_page_half_in_a_sharp_shadow_is_evened_out(mnist_test):
+    """The lit part of a page under a sharp shadow, the digit running across the shadow's edge, is no sheet on a desk
+    but a shadowed page; evened out, its paper is as bright in the shadow as in the light, and the ink as dark."""
+    images, _ = mnist_test
+    photo = page_in_shadow(images[1], 600, 0.45, 0)
+    page = find_sheet(photo)
+    assert isinstance(page, ShadowedPage)
+    before, after = np.asarray(photo, np.float32), np.asarray(page.evened(photo), np.float32)
+    assert np.median(before[:, :300]) < 0.5 * np.median(before[:, 900:])
+    assert abs(np.median(after[:, :300]) - np.median(after[:, 900:])) < 5
+    assert after[250:650, 400:600].min() < 0.3 * np.median(after[:, :300])  # the ink in the shadow, still dark
 
 
 @pytest.mark.parametrize("softness", [0, 15, 40])
