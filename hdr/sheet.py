@@ -46,7 +46,6 @@ class Sheet:
     turn: float  # degrees its edges are turned from the photo's axes (counter-clockwise), in [-45, 45); 0 under MIN_TURN
 
 
-@dataclass
 class ShadowedPage:
     """A page filling the photo, partly in a sharp-edged shadow (its lit part looked like a sheet on a desk)."""
 
@@ -99,7 +98,8 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
         return None
     if ink_crosses_edge(fine, edge_depth(convex_polygon_mask(hull, filled.shape), fine.shape)):
         # The region is the brighter part of a larger paper: of a page partly in shadow, if with the dimmer paper it
-        # fills the picture (no sheet then), else of a sheet lit unevenly (the region holds most of its writing).
+        # fills the picture (no sheet then, but a shadowed page), else of a sheet lit unevenly (the region holds most
+        # of its writing).
         dimmer = largest_region(luminance > otsu_level(luminance[~bright]))
         if ndi.binary_fill_holes(dimmer).mean() > MAX_AREA:
             return ShadowedPage()
