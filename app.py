@@ -392,11 +392,10 @@ def reading_dict(reading: Reading | str) -> dict:
     """JSON-friendly answer of /read: the reading plus a message (text None and no digits on errors)."""
     if isinstance(reading, str):
         return {"text": None, "confidence": None, "unsure": True, "digits": [], "separators": [], "message": reading}
-    text = reading.text.replace("\n", " / ")  # lines of digits written one under another
     if reading.unsure:
-        message = f"Read {text!r}, but some digits are unclear (orange boxes)."
+        message = f"Read {reading.one_line()!r}, but some digits are unclear (orange boxes)."
     else:
-        message = f"Read {text!r} ({reading.confidence:.1%} sure)."
+        message = f"Read {reading.one_line()!r} ({reading.confidence:.1%} sure)."
     return {**reading.to_dict(), "message": message}
 
 

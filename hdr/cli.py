@@ -132,8 +132,7 @@ def add_read_command(commands) -> None:
                 print(f"hdr: {name}: {source.describe()}", file=sys.stderr)
 
         def summary(reading) -> str:
-            text = reading.text.replace("\n", " / ")  # one output line per image, lines of digits split by " / "
-            return f"{text} ({reading.confidence:.1%})" + ("  unsure" if reading.unsure else "")
+            return f"{reading.one_line()} ({reading.confidence:.1%})" + ("  unsure" if reading.unsure else "")
 
         return report_each(args.images, recognizer.read, summary, args.json)
 

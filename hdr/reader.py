@@ -66,6 +66,10 @@ class Reading:
     confidence: float  # product of the digit confidences
     unsure: bool  # some digit is below the model's confidence threshold
 
+    def one_line(self) -> str:
+        """The text on one line: lines of digits written one under another joined by " / "."""
+        return self.text.replace("\n", " / ")
+
     def to_dict(self) -> dict:
         """JSON-safe form."""
         return {"text": self.text, "confidence": round(self.confidence, 6), "unsure": self.unsure,
