@@ -1,7 +1,7 @@
 """A line of handwritten digits, from an ink map to the strip the line reader expects.
 
-An ink map is split into lines of digits where empty rows part them (:func:`find_lines`). In each, ruled lines,
-underlines and specks are removed (:func:`find_line`, once per line); the remaining ink is
+Ruled lines are erased, and an ink map is split into lines of digits where empty rows part them
+(:func:`find_lines`). In each, underlines and specks are removed (:func:`find_line`); the remaining ink is
 straightened (baseline drift undone), scaled so that a digit is ``STRIP_DIGIT_HEIGHT`` (or any given number of)
 pixels high and centred in a strip ``STRIP_HEIGHT`` pixels high, whose width is a multiple of the reader's frame
 width (:func:`strip_of`, once per scale).
@@ -81,7 +81,8 @@ def line_strip(ink: np.ndarray, digit_height: float = STRIP_DIGIT_HEIGHT) -> Str
 def find_lines(ink: np.ndarray) -> list[Line]:
     """The lines of digits in an ink map, top to bottom (one for a number written on one line); none when it holds
     no ink worth reading. Lines are told apart by empty rows between bands of inked rows (ruled lines left out)."""
-    rows = (remove_ruled_lines(ink) > INK_THRESHOLD).any(axis=1)
+    clean = remove_ruled_lines(ink)
+    rows = (clean > INK_THRESHOLD).any(axis=1)
     bands = [(band.start, band.stop) for (band,) in ndimage.find_objects(ndimage.label(rows)[0])]
     tallest = max((stop - start for start, stop in bands), default=0)
     tall = [(start, stop) for start, stop in bands if stop - start >= MIN_LINE_SHARE * tallest]
@@ -89,7 +90,7 @@ def find_lines(ink: np.ndarray) -> list[Line]:
             if lower_start - upper_stop >= LINE_GAP * tallest]
     lines = []
     for top, bottom in zip([0] + cuts, cuts + [ink.shape[0]]):
-        line = find_line(ink[top:bottom])
+        line = _line_in(clean[top:bottom])
         if line is not None:
             left, line_top = line.origin
             lines.append(replace(line, origin=(left, line_top + top), centres=[(x, y + top) for x, y in line.centres]))
@@ -98,7 +99,12 @@ def find_lines(ink: np.ndarray) -> list[Line]:
 
 def find_line(ink: np.ndarray) -> Line | None:
     """The line of digits in an ink map; ``None`` when it holds no ink worth reading."""
-    components = connected_components(remove_ruled_lines(ink))
+    return _line_in(remove_ruled_lines(ink))
+
+
+def _line_in(ink: np.ndarray) -> Line | None:
+    """:func:`find_line` on an ink map whose ruled lines are already erased."""
+    components = connected_components(ink)
     line_height = typical_height(components)
     components = [c for c in components if (c.ink > INK_THRESHOLD).sum() >= SPECK_AREA * line_height**2
                   and not is_underline(c, line_height)]
