@@ -46,19 +46,26 @@ class Sheet:
     turn: float  # degrees its edges are turned from the photo's axes (counter-clockwise), in [-45, 45); 0 under MIN_TURN
 
 
+@dataclass
 class ShadowedPage:
     """A page filling the photo, partly in a sharp-edged shadow (its lit part looked like a sheet on a desk)."""
 
+    paper: np.ndarray  # the paper's brightness in [0, 1] on a copy at most EDGE_SIDE px wide
+
+    @classmethod
+    def of(cls, luminance: np.ndarray) -> ShadowedPage:
+        """The page whose ``luminance`` is that of :func:`fine_luminance`: its paper is a grey closing wider than a
+        stroke, its lower side taken along the shadow's edge, so that no rim of the edge turns darker than the paper
+        when the page is evened."""
+        window = max(3, round(SHADOW_CLOSING * max(luminance.shape)))
+        return cls(ndi.grey_erosion(ndi.grey_closing(luminance, size=window), size=3))
+
     def evened(self, image: Image.Image) -> Image.Image:
-        """``image`` in grayscale with its shadow lit up: divided by its paper's brightness (a grey closing wider than
-        a stroke, on a copy at most EDGE_SIDE px wide, upsampled; its lower side taken along the shadow's edge, so
-        that no rim of the edge turns darker than the paper) and brought to the lit paper's."""
-        fine = fine_luminance(image)
-        window = max(3, round(SHADOW_CLOSING * max(fine.shape)))
-        paper = ndi.grey_erosion(ndi.grey_closing(fine, size=window), size=3)
-        paper = np.asarray(Image.fromarray(paper).resize(image.size, Image.Resampling.BILINEAR))
+        """``image`` in grayscale with its shadow lit up: divided by its paper's brightness (upsampled) and brought
+        to the lit paper's."""
+        paper = np.asarray(Image.fromarray(self.paper).resize(image.size, Image.Resampling.BILINEAR))
         luminance = np.asarray(image.convert("L"), np.float32) / 255
-        evened = luminance / np.maximum(paper, 0.02) * float(np.percentile(paper, 95))
+        evened = luminance / np.maximum(paper, 0.02) * float(np.percentile(self.paper, 95))
         return Image.fromarray(np.round(np.clip(evened, 0, 1) * 255).astype(np.uint8))
 
 
@@ -102,7 +109,7 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
         # of its writing).
         dimmer = largest_region(luminance > otsu_level(luminance[~bright]))
         if ndi.binary_fill_holes(dimmer).mean() > MAX_AREA:
-            return ShadowedPage()
+            return ShadowedPage.of(fine)
     rows, cols = np.nonzero(filled)
     box = (int(cols.min() / scale), int(rows.min() / scale),
            min(width, int(np.ceil((cols.max() + 1) / scale))), min(height, int(np.ceil((rows.max() + 1) / scale))))
