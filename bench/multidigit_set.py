@@ -20,18 +20,17 @@ left to right, in that pool of MNIST digits (see :func:`digit_pool`).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from hdr import mnist
 from hdr.preprocess import Box
-from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, DigitPool, LineStyle, add_underline, render_line
+from hdr.synthetic import (DIGIT_HEIGHT, IMAGE_KINDS, SPACINGS, DigitPool, LineStyle, add_underline, ink_image,
+                           render_line)
 
 SUBSETS = ("spaced", "tight", "touching", "overlapping", "separators", "broken", "photo", "sketch")
 SEPARATOR_TEMPLATES = ("D.DD", "DD.DD", "DDD.DD", "D,DDD", "DD,DDD", "D,DDD,DDD", "DD-DD", "DDD-DDDD",
@@ -104,37 +103,8 @@ def finish(ink: np.ndarray, boxes: list[Box], subset: str, height: float,
     top, left = max(0, rows.min() - margin), max(0, cols.min() - margin)
     ink = ink[top : rows.max() + margin + 1, left : cols.max() + margin + 1]
     boxes = [(int(l - left), int(t - top), int(r - left), int(b - top)) for l, t, r, b in boxes]
-    if subset == "sketch":
-        rgba = np.zeros((*ink.shape, 4), np.uint8)
-        rgba[..., 3] = np.round(ink * 255)
-        return Image.fromarray(rgba, "RGBA"), boxes
-    if subset == "photo":
-        return photo(ink, height, rng, ruled), boxes
-    darkness = rng.uniform(0.8, 1.0)
-    return Image.fromarray(np.round(255 * (1 - darkness * ink)).astype(np.uint8), "L"), boxes
-
-
-def photo(ink: np.ndarray, height: float, rng: np.random.Generator, ruled: bool | None) -> Image.Image:
-    """Ink on light paper: lighting gradient, texture, noise, ruled lines, colour cast, blur and JPEG."""
-    rows, cols = ink.shape
-    grid_y, grid_x = np.mgrid[0:rows, 0:cols] / max(rows, cols)
-    angle = rng.uniform(0, 2 * np.pi)
-    lighting = 1 - rng.uniform(0.05, 0.35) * (np.cos(angle) * grid_x + np.sin(angle) * grid_y)
-    texture = ndimage.gaussian_filter(rng.normal(0, 1, ink.shape), rng.uniform(2, 6)) * rng.uniform(0.5, 2)
-    paper = np.clip(rng.uniform(0.8, 0.97) * lighting + 0.03 * texture, 0, 1)[..., None] * rng.uniform(0.9, 1.0, 3)
-    spacing, offset = rng.uniform(1.4, 2.0) * height, rng.uniform(0, 2 * height)
-    line_colour = np.array([0.55, 0.7, 0.95]) * paper.mean()
-    on_line = (np.abs((np.arange(rows) - offset) % spacing) < max(1, height * 0.04)).astype(np.float32)[:, None, None]
-    draw = rng.random()
-    if ruled if ruled is not None else draw < 0.7:
-        paper = paper * (1 - 0.6 * on_line) + line_colour * 0.6 * on_line
-    ink_colour = np.array([[0.05, 0.05, 0.08], [0.08, 0.12, 0.45], [0.2, 0.2, 0.2]])[rng.integers(3)]
-    alpha = (ndimage.gaussian_filter(ink, rng.uniform(0.3, 1.0)) * rng.uniform(0.8, 0.95))[..., None]
-    image = paper * (1 - alpha) + ink_colour * alpha + rng.normal(0, rng.uniform(0.01, 0.04), paper.shape)
-    buffer = io.BytesIO()
-    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), "RGB").save(
-        buffer, "JPEG", quality=int(rng.integers(75, 95)))
-    return Image.open(buffer)
+    kind = subset if subset in IMAGE_KINDS else "scan"
+    return ink_image(ink, kind, height, rng, ruled), boxes
 
 
 def sample(subset: str, index: int, pool: DigitPool, seed: int = 0) -> Sample:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from hdr.calibration import calibrated_probabilities, evidence, expected_calibration_error, fit_temperature
+from hdr.line_data import LineDataset
 from hdr.line_model import FRAME_WIDTH, LineNet, decode
 from hdr.line_module import LineReader, texts_of
 from hdr.lit_module import DigitClassifier
@@ -116,6 +117,13 @@ def batch_sizes_seen(module: torch.nn.Module) -> Iterator[list[int]]:
         hook.remove()
 
 
+def training_hardware() -> str:
+    """The machine a run trained on, for its model card: the GPU if there is one, else the CPU and its threads."""
+    if torch.cuda.is_available():
+        return f"an {torch.cuda.get_device_name()} GPU"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
+
+
 def save_model_folder(net: torch.nn.Module, output: Path, metrics: dict, config_file: Path, command: str,
                       init_from: str | None, card_values: dict | None = None) -> None:
     """Write ``train_config.yaml`` (a copy of ``config_file``, the run's config), ``metrics.json``, the weights and a
@@ -131,7 +139,7 @@ def save_model_folder(net: torch.nn.Module, output: Path, metrics: dict, config_
         "parameters": f"{sum(p.numel() for p in net.parameters()):,}",
         "metrics": metrics,
         "training_time": f"{minutes} min {seconds} s",
-        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads",
+        "hardware": training_hardware(),
         "command": command,
         "config": config_file.read_text().strip() if config_file.exists() else "",
         "init_from": init_from,
@@ -154,6 +162,23 @@ def read_validation_lines(net: LineNet, loader) -> tuple[list[str], list[str], l
     return predicted, truth, confidences
 
 
+@torch.no_grad()
+def fit_peak_offset(net: LineNet, numbers: LineDataset, count: int = 500) -> float:
+    """Where the reader's peak for a digit falls, from the digit's centre, in digit heights: the median over the
+    digits of the first ``count`` validation numbers that it reads right."""
+    net.eval()
+    offsets = []
+    for index in range(min(count, len(numbers))):
+        number = numbers.number(index)
+        strip = number.strip
+        characters = decode(net(torch.from_numpy(strip.pixels)[None, None]).float().softmax(-1)[0])
+        if "".join(c.char for c in characters) != number.text.replace(" ", ""):
+            continue
+        peaks = [strip.to_ink_column((c.peak_frame + 0.5) * FRAME_WIDTH) for c in characters if c.char.isdigit()]
+        offsets += [(peak - centre) / strip.line_height for peak, centre in zip(peaks, number.digit_columns)]
+    return float(np.median(offsets))
+
+
 def export_line_model(checkpoint: str, datamodule, output_dir: str, command: str, training_seconds: float,
                       log_dir: str) -> dict:
     """Measure the best line-reader checkpoint on the validation numbers, fit its unsure threshold, save it."""
@@ -162,13 +187,15 @@ def export_line_model(checkpoint: str, datamodule, output_dir: str, command: str
     module = LineReader.load_from_checkpoint(checkpoint, map_location="cpu")
     predicted, truth, confidences = read_validation_lines(module.net.float(), datamodule.val_dataloader())
     min_confidence = float(np.quantile(confidences, UNSURE_RATE_ON_VALIDATION))
+    peak_offset = fit_peak_offset(module.net, datamodule.val_set)
     net = LineNet(widths=module.hparams.widths, context=module.hparams.context, dropout=module.hparams.dropout,
-                  min_confidence=round(min_confidence, 4))
+                  min_confidence=round(min_confidence, 4), peak_offset=round(peak_offset, 4))
     net.load_state_dict(module.net.state_dict())
     metrics = {
         "val_numbers": len(truth),
         "val_exact_match": round(float(np.mean([p == t for p, t in zip(predicted, truth)])), 5),
         "min_confidence": round(min_confidence, 4),
+        "peak_offset": round(peak_offset, 4),
         "training_seconds": round(training_seconds, 1),
     }
     save_model_folder(net, output, metrics, Path(log_dir) / "config.yaml", command, module.hparams.get("init_from"))

@@ -9,18 +9,22 @@ digits, validation numbers the held-out validation digits (the same seeded split
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from hdr import mnist
 from hdr.augment import Augmentation
 from hdr.line_model import ALPHABET
-from hdr.lines import line_strip
-from hdr.synthetic import DIGIT_HEIGHT, SPACINGS, DigitPool, LineStyle, add_underline, crop_to_ink, render_line
+from hdr.lines import STRIP_DIGIT_HEIGHT, Strip, find_lines, line_strip, strip_of
+from hdr.preprocess import BlankImageError, find_ink
+from hdr.synthetic import (DIGIT_HEIGHT, IMAGE_KINDS, SPACINGS, DigitPool, LineStyle, add_underline, crop_to_ink,
+                           ink_image, render_line)
 
 SPACING_WEIGHTS = (0.15, 0.2, 0.25, 0.2, 0.2)  # of SPACINGS
 BROKEN_SHARE = 0.25  # of the numbers, written with some of their digits broken
@@ -52,32 +56,49 @@ def random_style(rng: np.random.Generator, spacing_weights: Sequence[float] = SP
     )
 
 
+@dataclass
+class DrawnNumber:
+    """A synthetic number: its text, its strip, and the ink-map column of each digit's centre (``None`` where the
+    strip was read back from an image, whose ink map is not the one drawn)."""
+
+    text: str
+    strip: Strip
+    digit_columns: list[float] | None
+
+
 class LineDataset(Dataset):
     """``size`` random numbers as (strip, label indices). With a ``seed`` every index always gives the same
     sample (validation); without one, every access draws a new sample (training). ``spacing_weights`` and
-    ``broken_share`` are passed to :func:`random_style`."""
+    ``broken_share`` are passed to :func:`random_style`. A share ``image_share`` of the numbers is made into an image
+    (a scan, a photo or a sketch canvas, at random) and read back into a strip as the reader does at inference;
+    the others go straight from their ink to the strip."""
 
     def __init__(self, pool: DigitPool, size: int, distortion: Augmentation | None,
                  spacing_weights: Sequence[float] = SPACING_WEIGHTS, broken_share: float = BROKEN_SHARE,
-                 seed: int | None = None):
+                 image_share: float = 0.0, seed: int | None = None):
         self.pool, self.size, self.distortion, self.seed = pool, size, distortion, seed
-        self.spacing_weights, self.broken_share = spacing_weights, broken_share
+        self.spacing_weights, self.broken_share, self.image_share = spacing_weights, broken_share, image_share
 
     def __len__(self) -> int:
         return self.size
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        number = self.number(index)
+        labels = torch.tensor([ALPHABET.index(char) + 1 for char in number.text if char != " "])
+        return torch.from_numpy(number.strip.pixels), labels
+
+    def number(self, index: int) -> DrawnNumber:
+        """Number ``index`` (with a ``seed``; a new random one without)."""
         entropy = [self.seed, index] if self.seed is not None else int(torch.randint(2**62, ()))
         rng = np.random.default_rng(entropy)
         while True:
             text = random_number(rng)
-            strip = self.render(text, rng)
-            if strip is not None:
-                labels = torch.tensor([ALPHABET.index(char) + 1 for char in text if char != " "])
-                return torch.from_numpy(strip), labels
+            number = self.render(text, rng)
+            if number is not None:
+                return number
 
-    def render(self, text: str, rng: np.random.Generator) -> np.ndarray | None:
-        """The strip of ``text`` written in a random style (``None`` if no ink survives the clean-up)."""
+    def render(self, text: str, rng: np.random.Generator) -> DrawnNumber | None:
+        """``text`` written in a random style and made into a strip (``None`` if no ink survives the clean-up)."""
         positions = [i for i, char in enumerate(text) if char.isdigit()]
         picks = [rng.choice(self.pool.by_digit[int(text[i])]) for i in positions]
         digits = torch.from_numpy(self.pool.images[picks]).float().div(255).unsqueeze(1)
@@ -92,8 +113,22 @@ class LineDataset(Dataset):
         rows, cols = np.nonzero(ink)
         margin = int(height)  # paper around the number, as in a real image
         top, left = max(rows.min() - margin, 0), max(cols.min() - margin, 0)
-        strip = line_strip(ink[top : rows.max() + margin, left : cols.max() + margin])
-        return None if strip is None else strip.pixels
+        ink = ink[top : rows.max() + margin, left : cols.max() + margin]
+        if rng.random() < self.image_share:
+            strip = strip_of_image(ink_image(ink, IMAGE_KINDS[rng.integers(len(IMAGE_KINDS))], height, rng))
+            return None if strip is None else DrawnNumber(text, strip, None)
+        strip = line_strip(ink)
+        columns = [((box_left + box_right) / 2 - left) for box_left, _, box_right, _ in boxes]
+        return None if strip is None else DrawnNumber(text, strip, columns)
+
+
+def strip_of_image(image: Image.Image) -> Strip | None:
+    """The strip the reader makes of an image holding one line of digits (``None`` if it finds no such line)."""
+    try:
+        lines = find_lines(find_ink(image, single_digit=False).upright())
+    except BlankImageError:
+        return None
+    return strip_of(lines[0], STRIP_DIGIT_HEIGHT) if len(lines) == 1 else None
 
 
 def collate(samples: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -124,12 +159,15 @@ class LineDataModule(L.LightningDataModule):
         spacing_weights: how often training numbers are spaced, tight, normal, touching, overlapping
             (``SPACINGS``; validation numbers always use ``SPACING_WEIGHTS``).
         broken_share: share of the training numbers with broken strokes (validation: ``BROKEN_SHARE``).
+        image_share: share of the training numbers made into an image and read back, as at inference (validation:
+            none).
     """
 
     def __init__(self, data_root: str = "../shared/data", download: bool = True, val_size: int = mnist.VALIDATION_SIZE,
                  split_seed: int = mnist.SPLIT_SEED, train_numbers: int = 20000, val_numbers: int = 1000, batch_size: int = 32,
                  num_workers: int = 0, distortion: Augmentation | None = None,
-                 spacing_weights: list[float] = list(SPACING_WEIGHTS), broken_share: float = BROKEN_SHARE):
+                 spacing_weights: list[float] = list(SPACING_WEIGHTS), broken_share: float = BROKEN_SHARE,
+                 image_share: float = 0.0):
         super().__init__()
         self.save_hyperparameters(ignore=["distortion"])
         self.distortion = distortion
@@ -143,7 +181,7 @@ class LineDataModule(L.LightningDataModule):
         train_pool = DigitPool(images[train_index].numpy(), labels[train_index].numpy())
         val_pool = DigitPool(images[val_index].numpy(), labels[val_index].numpy())
         self.train_set = LineDataset(train_pool, self.hparams.train_numbers, self.distortion,
-                                     self.hparams.spacing_weights, self.hparams.broken_share)
+                                     self.hparams.spacing_weights, self.hparams.broken_share, self.hparams.image_share)
         self.val_set = LineDataset(val_pool, self.hparams.val_numbers, None, seed=self.hparams.split_seed)
 
     def train_dataloader(self) -> DataLoader:

@@ -36,11 +36,13 @@ class LineNet(
     """Fully convolutional CTC reader of B×1×32×W strips (ink 1.0 on 0.0, digits ~20 px high).
 
     Returns B×(W/4)×(1 + len(ALPHABET)) logits. ``min_confidence`` (below it a character is flagged
-    unsure) is fitted after training and travels in ``config.json``.
+    unsure) and ``peak_offset`` (where the reader's peak for a digit falls, from the digit's centre, in digit
+    heights: CTC does not say where in a character it fires) are fitted after training and travel in
+    ``config.json``.
     """
 
     def __init__(self, widths: tuple[int, ...] | list[int] = (32, 64, 128), context: int = 128,
-                 dropout: float = 0.2, min_confidence: float = 0.5):
+                 dropout: float = 0.2, min_confidence: float = 0.5, peak_offset: float = 0.0):
         super().__init__()
         first, second, third = widths
         self.features = nn.Sequential(
@@ -54,6 +56,7 @@ class LineNet(
         self.context = nn.Sequential(context_block(context, 1), context_block(context, 2), context_block(context, 4))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Conv1d(context, 1 + len(ALPHABET), 1))
         self.min_confidence = min_confidence
+        self.peak_offset = peak_offset
 
     def forward(self, strips: torch.Tensor) -> torch.Tensor:
         frames = self.features(strips).squeeze(2)

@@ -57,7 +57,7 @@ class LineReader(L.LightningModule):
         logits = self(batch["strips"])
         size = len(batch["widths"])
         self.log("val/loss", self.ctc_loss(batch, logits), prog_bar=True, batch_size=size)
-        probabilities = logits.float().softmax(-1)
+        probabilities = logits.float().softmax(-1).cpu()
         predicted = ["".join(c.char for c in decode(p[: width // FRAME_WIDTH]))
                      for p, width in zip(probabilities, batch["widths"].tolist())]
         truth = texts_of(batch["labels"], batch["label_lengths"])

@@ -97,7 +97,8 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     combined = [combine_readings(decoded[first : first + count]) for first in range(0, len(decoded), count)]
     strips = [candidates[chosen] for candidates, (chosen, _) in zip(scaled, combined)]
     lines = [characters for _, characters in combined]
-    placed = [place_characters(strip, characters) for strip, characters in zip(strips, lines)]
+    offset = recognizer.line_reader.peak_offset
+    placed = [place_characters(strip, characters, offset) for strip, characters in zip(strips, lines)]
     free = [(character, place) for characters, places in zip(lines, placed)
             for character, place in zip(characters, places) if character.char.isdigit() and place.free]
     opinions = recognizer.classify([to_model_input(place.ink) for _, place in free])
@@ -197,14 +198,16 @@ class Place:
     free: bool  # no ink crosses either edge
 
 
-def place_characters(strip: Strip, characters: list[Character]) -> list[Place]:
+def place_characters(strip: Strip, characters: list[Character], peak_offset: float = 0.0) -> list[Place]:
     """Each character's ink: what lies between the emptiest ink columns separating it from its neighbours
-    (searched between the columns where the reader saw them)."""
+    (searched between the columns where the reader saw them: its peaks, moved back by ``peak_offset`` digit
+    heights, see :class:`LineNet`)."""
     frame_left, frame_top = strip.origin
     mask = strip.ink > INK_THRESHOLD
     column_ink = mask.sum(0)
-    centres = [min(max(int(strip.to_ink_column((c.peak_frame + 0.5) * FRAME_WIDTH)) - frame_left, 0), mask.shape[1] - 1)
-               for c in characters]
+    seen = [strip.to_ink_column((c.peak_frame + 0.5) * FRAME_WIDTH) - peak_offset * strip.line_height
+            for c in characters]
+    centres = [min(max(int(column) - frame_left, 0), mask.shape[1] - 1) for column in seen]
     edges, clean = [0], [True]
     for left, right in zip(centres, centres[1:]):
         span = column_ink[left : right + 1]

@@ -2,10 +2,11 @@
 
 Used to train the line reader (from MNIST *training* digits, :mod:`hdr.line_data`) and to build the
 multi-digit benchmark (from MNIST *test* digits, ``bench/multidigit_set.py``). A line is rendered as a
-float ink canvas (ink 1 on 0); turning it into a photo, scan or sketch is the caller's business.
+float ink canvas (ink 1 on 0); :func:`ink_image` turns it into a scan, a photo or a sketch canvas.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from hdr.preprocess import Box
 
 DIGIT_HEIGHT = 20  # an MNIST digit fills a 20×20 box: its height at scale 1
 SPACINGS = ("spaced", "tight", "normal", "touching", "overlapping")
+IMAGE_KINDS = ("scan", "photo", "sketch")
 
 
 class DigitPool:
@@ -196,3 +198,41 @@ def add_underline(ink: np.ndarray, boxes: list[Box], height: float, rng: np.rand
     points = [(x, y + rng.uniform(-0.04, 0.04) * height) for x in np.linspace(left, right, 5)]
     line, line_left, line_top = stroke(points, max(1.2, 0.05 * height))
     Canvas(ink).paste(line, int(line_left), int(line_top))
+
+
+def ink_image(ink: np.ndarray, kind: str, height: float, rng: np.random.Generator,
+              ruled: bool | None = None) -> Image.Image:
+    """An ink canvas as a kind of image (``IMAGE_KINDS``): ``scan`` (dark grey ink on white), ``photo`` (see
+    :func:`photo`) or ``sketch`` (an RGBA canvas with the ink only in its alpha channel). ``height`` is the
+    digits' height in pixels; ``ruled`` is passed to :func:`photo`."""
+    if kind == "sketch":
+        rgba = np.zeros((*ink.shape, 4), np.uint8)
+        rgba[..., 3] = np.round(ink * 255)
+        return Image.fromarray(rgba, "RGBA")
+    if kind == "photo":
+        return photo(ink, height, rng, ruled)
+    darkness = rng.uniform(0.8, 1.0)
+    return Image.fromarray(np.round(255 * (1 - darkness * ink)).astype(np.uint8), "L")
+
+
+def photo(ink: np.ndarray, height: float, rng: np.random.Generator, ruled: bool | None) -> Image.Image:
+    """Ink on light paper: lighting gradient, texture, noise, ruled lines, colour cast, blur and JPEG."""
+    rows, cols = ink.shape
+    grid_y, grid_x = np.mgrid[0:rows, 0:cols] / max(rows, cols)
+    angle = rng.uniform(0, 2 * np.pi)
+    lighting = 1 - rng.uniform(0.05, 0.35) * (np.cos(angle) * grid_x + np.sin(angle) * grid_y)
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, ink.shape), rng.uniform(2, 6)) * rng.uniform(0.5, 2)
+    paper = np.clip(rng.uniform(0.8, 0.97) * lighting + 0.03 * texture, 0, 1)[..., None] * rng.uniform(0.9, 1.0, 3)
+    spacing, offset = rng.uniform(1.4, 2.0) * height, rng.uniform(0, 2 * height)
+    line_colour = np.array([0.55, 0.7, 0.95]) * paper.mean()
+    on_line = (np.abs((np.arange(rows) - offset) % spacing) < max(1, height * 0.04)).astype(np.float32)[:, None, None]
+    draw = rng.random()
+    if ruled if ruled is not None else draw < 0.7:
+        paper = paper * (1 - 0.6 * on_line) + line_colour * 0.6 * on_line
+    ink_colour = np.array([[0.05, 0.05, 0.08], [0.08, 0.12, 0.45], [0.2, 0.2, 0.2]])[rng.integers(3)]
+    alpha = (ndimage.gaussian_filter(ink, rng.uniform(0.3, 1.0)) * rng.uniform(0.8, 0.95))[..., None]
+    image = paper * (1 - alpha) + ink_colour * alpha + rng.normal(0, rng.uniform(0.01, 0.04), paper.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), "RGB").save(
+        buffer, "JPEG", quality=int(rng.integers(75, 95)))
+    return Image.open(buffer)
