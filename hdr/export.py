@@ -165,7 +165,7 @@ def read_validation_lines(net: LineNet, loader) -> tuple[list[str], list[str], l
 @torch.no_grad()
 def fit_peak_offset(net: LineNet, numbers: LineDataset, count: int = 500) -> float:
     """Where the reader's peak for a digit falls, from the digit's centre, in digit heights: the median over the
-    digits of the first ``count`` validation numbers that it reads right."""
+    digits of the first ``count`` validation numbers that it reads right (0 when it reads none right)."""
     net.eval()
     offsets = []
     for index in range(min(count, len(numbers))):
@@ -176,7 +176,7 @@ def fit_peak_offset(net: LineNet, numbers: LineDataset, count: int = 500) -> flo
             continue
         peaks = [strip.to_ink_column((c.peak_frame + 0.5) * FRAME_WIDTH) for c in characters if c.char.isdigit()]
         offsets += [(peak - centre) / strip.line_height for peak, centre in zip(peaks, number.digit_columns)]
-    return float(np.median(offsets))
+    return float(np.median(offsets)) if offsets else 0.0
 
 
 def export_line_model(checkpoint: str, datamodule, output_dir: str, command: str, training_seconds: float,

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from hdr.export import fit_peak_offset
 from hdr.line_data import BROKEN_SHARE, SPACING_WEIGHTS, LineDataModule, random_style
 from hdr.line_model import FRAME_WIDTH, STRIP_HEIGHT
 from hdr.lines import STRIP_DIGIT_HEIGHT, line_strip
+from hdr.reader import read_strips
 from hdr.synthetic import SPACINGS, DigitPool, LineStyle, add_underline, render_line
 
 
@@ -84,3 +87,38 @@ def test_the_data_module_trains_on_its_mix_and_validates_on_the_usual_one(data_r
     data.setup("fit")
     assert (data.train_set.spacing_weights, data.train_set.broken_share) == ([0, 0, 0, 0, 1], 0.0)
     assert (data.val_set.spacing_weights, data.val_set.broken_share) == (SPACING_WEIGHTS, BROKEN_SHARE)
+
+
+def test_training_numbers_made_into_images_are_read_back_as_at_inference(data_root, recognizer):
+    """With ``image_share`` 1, every training number is a scan, photo or sketch image read back into a strip by the
+    reader's own steps: the strips hold the labelled number (the shipped reader reads it), and no drawn digit
+    positions are claimed for them (their ink map is not the one drawn)."""
+    data = LineDataModule(data_root, download=False, train_numbers=12, val_numbers=8, image_share=1.0)
+    data.setup("fit")
+    numbers = [data.train_set.number(index) for index in range(12)]
+    assert all(number.digit_columns is None for number in numbers)
+    strips = [number.strip.pixels for number in numbers]
+    read = ["".join(c.char for c in characters) for characters in read_strips(recognizer.line_reader, strips)]
+    right = sum(text == number.text.replace(" ", "") for text, number in zip(read, numbers))
+    assert right >= 10, list(zip(read, [number.text for number in numbers]))
+
+
+def test_the_peak_offset_is_measured_where_the_reader_fires(data_root, recognizer):
+    """The shipped reader's peaks fall left of each digit's centre; measured again on fresh validation numbers, the
+    offset is the one in its config, and a reader whose strips are shifted right by a quarter digit height is
+    measured a quarter height further right."""
+    data = LineDataModule(data_root, download=False, val_numbers=60)
+    data.setup("fit")
+    offset = fit_peak_offset(recognizer.line_reader, data.val_set, count=60)
+    assert offset == pytest.approx(recognizer.line_reader.peak_offset, abs=0.1)
+    assert offset < -0.2
+
+    shift = STRIP_DIGIT_HEIGHT // 4  # strip columns; the strip's digits are STRIP_DIGIT_HEIGHT high
+
+    class ShiftedStrips(torch.nn.Module):
+        def forward(self, strips):
+            padded = torch.nn.functional.pad(strips, (shift, 0))[..., : strips.shape[-1]]
+            return recognizer.line_reader(padded)
+
+    shifted = fit_peak_offset(ShiftedStrips(), data.val_set, count=60)
+    assert shifted - offset == pytest.approx(0.25, abs=0.08)

@@ -71,6 +71,7 @@ def test_tiny_line_reader_run_exports_a_loadable_line_model(tmp_path, data_root)
         assert (model_dir / name).is_file(), name
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["val_numbers"] == 32 and 0 <= metrics["val_exact_match"] <= 1
+    assert -1 < metrics["peak_offset"] < 1  # fitted, and 0 where the tiny model reads no number right
     assert "python train.py --config configs/lines.yaml" in (model_dir / "README.md").read_text()
 
     recognizer = Recognizer.from_pretrained(line_reader=model_dir)
