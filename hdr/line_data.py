@@ -21,8 +21,9 @@ from torch.utils.data import DataLoader, Dataset
 from hdr import mnist
 from hdr.augment import Augmentation
 from hdr.line_model import ALPHABET
-from hdr.lines import STRIP_DIGIT_HEIGHT, Strip, find_lines, line_strip, strip_of
-from hdr.preprocess import BlankImageError, find_ink
+from hdr.lines import STRIP_DIGIT_HEIGHT, Strip, line_strip, strip_of
+from hdr.preprocess import BlankImageError
+from hdr.reader import ink_lines_of
 from hdr.synthetic import (DIGIT_HEIGHT, IMAGE_KINDS, SPACINGS, DigitPool, LineStyle, add_underline, crop_to_ink,
                            ink_image, render_line)
 
@@ -125,7 +126,7 @@ class LineDataset(Dataset):
 def strip_of_image(image: Image.Image) -> Strip | None:
     """The strip the reader makes of an image holding one line of digits (``None`` if it finds no such line)."""
     try:
-        lines = find_lines(find_ink(image, single_digit=False).upright())
+        _, lines = ink_lines_of(image)
     except BlankImageError:
         return None
     return strip_of(lines[0], STRIP_DIGIT_HEIGHT) if len(lines) == 1 else None

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from hdr.line_model import FRAME_WIDTH, Character, LineNet, decode
-from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Strip, find_lines, line_strip, strip_of
+from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Line, Strip, find_lines, line_strip, strip_of
 from hdr.preprocess import Box, BlankImageError, FoundInk, find_ink, load_image, to_image_box, to_model_input
 
 if TYPE_CHECKING:
@@ -84,10 +84,9 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
 
     Raises ``InvalidImageError`` for unreadable input and ``BlankImageError`` when an image holds no digit.
     """
-    loaded = [load_image(image) for image in images]
-    # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
-    found = [find_ink(image, single_digit=False) for image in loaded]
-    lines_of_images = [find_lines(found_ink.upright()) for found_ink in found]
+    if not images:
+        return []
+    found, lines_of_images = zip(*(ink_lines_of(load_image(image)) for image in images))
     if not all(lines_of_images):
         raise BlankImageError("No digits found in the image.")
     ink_lines = [line for lines in lines_of_images for line in lines]
@@ -107,6 +106,15 @@ def read_batch(recognizer: Recognizer, images: Sequence) -> list[Reading]:
     return [compose(found_ink, [next(read_lines) for _ in image_lines], second_opinions,
                     recognizer.line_reader.min_confidence)
             for found_ink, image_lines in zip(found, lines_of_images)]
+
+
+def ink_lines_of(image: Image.Image) -> tuple[FoundInk, list[Line]]:
+    """The ink of a loaded image and its lines of digits (none where it holds no ink worth reading), as they are read.
+
+    Raises ``BlankImageError`` when the image holds no ink at all."""
+    # single_digit=False: keep decimal points and far-away 1s, which single-digit speck removal would drop.
+    found = find_ink(image, single_digit=False)
+    return found, find_lines(found.upright())
 
 
 def digit_confidences(model: LineNet, inks: list[np.ndarray]) -> list[list[float]]:
