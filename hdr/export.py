@@ -186,7 +186,8 @@ def export_line_model(checkpoint: str, datamodule, output_dir: str, command: str
     output.mkdir(parents=True, exist_ok=True)
     module = LineReader.load_from_checkpoint(checkpoint, map_location="cpu")
     predicted, truth, confidences = read_validation_lines(module.net.float(), datamodule.val_dataloader())
-    min_confidence = float(np.quantile(confidences, UNSURE_RATE_ON_VALIDATION))
+    # a model that reads no character at all (trained far too briefly) flags everything it ever reads unsure
+    min_confidence = float(np.quantile(confidences, UNSURE_RATE_ON_VALIDATION)) if confidences else 1.0
     peak_offset = fit_peak_offset(module.net, datamodule.val_set)
     net = LineNet(widths=module.hparams.widths, context=module.hparams.context, dropout=module.hparams.dropout,
                   min_confidence=round(min_confidence, 4), peak_offset=round(peak_offset, 4))
