@@ -2,7 +2,7 @@
 
 Each MNIST digit is re-drawn as ink on a synthetic medium: a phone photo of paper, a scan of ruled
 paper, a Gradio sketchpad canvas, a hair-thin pen, a fat marker, a thumbnail, a small digit in a
-corner, chalk on a board, a note lying on a desk. The digit's shape comes from MNIST; its strokes
+corner, chalk on a board, a note lying on a desk, a close-up of lined notebook paper. The digit's shape comes from MNIST; its strokes
 are re-drawn either by thresholding a smooth upscale (keeps the writer's stroke width) or along its
 skeleton with a chosen pen width (and round the edge of loops the writer inked solid).
 
@@ -34,7 +34,7 @@ from hdr import augment, mnist  # noqa: E402
 
 KINDS = (
     "photo", "scan", "sketch_transparent", "sketch_white", "thin_pen",
-    "thick_marker", "small", "off_centre", "dark_background", "sheet_on_desk",
+    "thick_marker", "small", "off_centre", "dark_background", "sheet_on_desk", "lined_paper",
 )
 DEFAULT_OUTPUT = REPO / "bench" / "data" / "realistic"
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
@@ -441,6 +441,39 @@ def render_sheet_on_desk(digit, rng):
     return phone_camera(np.asarray(photo, np.float32), rng, tuple(int(c) for c in desk_colour))
 
 
+def render_lined_paper(digit, rng):
+    """Phone photo, close up, of a digit written on lined notebook paper filling the picture: the digit sits on a
+    ruled line, which its strokes may cross, the lines are thick in pixels and a little askew."""
+    height, width = canvas_size(rng, 200, 900)
+    margin = int(0.15 * max(height, width))  # paper beyond the picture: the camera's turn shows no desk
+    full = (height + 2 * margin, width + 2 * margin)
+    spacing = min(height, width) * rng.uniform(0.22, 0.4)
+    paper_colour = rng.uniform(215, 250) * np.array([1, rng.uniform(0.95, 1.0), rng.uniform(0.88, 1.0)])
+    paper = np.ones((*full, 3), np.float32) * paper_colour.astype(np.float32)
+    paper += 3 * smooth_noise(full, 20, rng)[:, :, None]
+    line_colour = np.array(rng.choice([(120, 160, 220), (150, 185, 235), (140, 140, 150)]), np.float32)
+    thickness = max(1, round(spacing * rng.uniform(0.02, 0.06)))
+    rows = np.arange(rng.uniform(0, spacing), full[0], spacing).astype(int)
+    for y in rows:
+        paper[y : y + thickness] = paper[y : y + thickness] * 0.35 + line_colour * 0.65
+    if rng.random() < 0.3:
+        x = margin + int(width * rng.uniform(0.05, 0.15))
+        paper[:, x : x + thickness] = paper[:, x : x + thickness] * 0.35 + np.array([225, 110, 115], np.float32) * 0.65
+    ink_height = int(spacing * rng.uniform(0.6, 1.3))
+    strokes = natural_strokes(digit, ink_height) if rng.random() < 0.5 else pen_strokes(
+        digit, ink_height, max(1.5, ink_height * rng.uniform(0.05, 0.1)), rng)
+    strokes = fit(slant(strokes, rng), (int(0.8 * height), int(0.8 * width)))
+    top, left = place((height, width), strokes.shape, rng, 0.1)
+    on_lines = [y - margin for y in rows if 0.1 * height + strokes.shape[0] <= y - margin + 0.25 * spacing < 0.9 * height]
+    if on_lines:  # the digit's foot on a line, or a little below or above it
+        foot = int(rng.choice(on_lines) + rng.uniform(-0.1, 0.25) * spacing)
+        top = min(max(foot - strokes.shape[0], 0), height - strokes.shape[0])
+    ink = rng.choice([(25, 25, 30), (20, 30, 110), (60, 60, 65), (30, 30, 80)])
+    scene = composite(paper, strokes, ink, rng.uniform(0.75, 1.0), margin + top, margin + left)
+    photo = phone_camera(scene, rng, tuple(int(c) for c in paper_colour * 0.7))
+    return photo.crop((margin, margin, margin + width, margin + height))
+
+
 RENDERERS = {
     "photo": render_photo,
     "scan": render_scan,
@@ -452,6 +485,7 @@ RENDERERS = {
     "off_centre": render_off_centre,
     "dark_background": render_dark_background,
     "sheet_on_desk": render_sheet_on_desk,
+    "lined_paper": render_lined_paper,
 }
 
 
@@ -465,7 +499,7 @@ def render(digit: np.ndarray, kind: str, seed: int = 0) -> Image.Image:
 
 
 def extension(kind: str) -> str:
-    return ".jpg" if kind == "photo" else ".png"
+    return ".jpg" if kind in ("photo", "lined_paper") else ".png"
 
 
 def balanced_indices(labels: np.ndarray, per_kind: int, kind: str) -> list[int]:
@@ -510,7 +544,7 @@ def generate(output: Path, data_root: Path, per_kind: int, kinds) -> None:
             folder.mkdir(parents=True, exist_ok=True)
             image = render(images[index], kind, seed=index)
             path = folder / f"{index}{extension(kind)}"
-            if kind == "photo":
+            if extension(kind) == ".jpg":
                 image.save(path, quality=95)
             else:
                 image.save(path, compress_level=1)

@@ -47,6 +47,10 @@ SHADING_WINDOW = 0.3  # × the longer side: wider than any stroke; lighter or da
 SHADING_SIDE = 160  # such paper is looked for on a copy this size first (most pictures have none), then in full
 FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak ink signal
 LINE_COVERAGE = 0.8  # a ruled line is inked along at least this fraction of the image
+LINE_PAST_WRITING = 0.6  # where the writing spans at most this fraction of the image's width, a ruled line may be
+LINE_THICKNESS = 0.4  # up to this fraction of the writing's height thick (else up to a few pixels)
+LINE_MAX_TILT = 8  # degrees: ruled lines turned by up to this much (paper photographed askew) are found too
+LINE_SLOPES = np.tan(np.radians(sorted(range(-LINE_MAX_TILT, LINE_MAX_TILT + 1), key=abs)))  # 0 first
 WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touching digits; at 0.6, 159 of 160
 # touching pairs were caught instead of 119 ("11", "14", "71" can be narrower), but the REST route served 17% fewer
 # predictions per second (the line reader ran on 83% of its digits instead of 11%)
@@ -399,19 +403,77 @@ def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom
 
     A line is a thin band of rows (columns) whose ink signal exceeds ``level`` along at least
     ``LINE_COVERAGE`` of the image: it crosses the image even where it is too faint to be in the mask
-    everywhere, while a digit's stroke, even in a tightly cropped image, does not.
+    everywhere, while a digit's stroke, even in a tightly cropped image, does not. Lines turned by up to
+    ``LINE_MAX_TILT`` degrees (paper photographed a little askew) are found and removed in a sheared copy in which
+    they run straight.
     """
-    mask = _remove_horizontal_lines(mask, smooth, level, zoom)
-    return _remove_horizontal_lines(mask.T, smooth.T, level, zoom).T
+    mask = _remove_tilted_lines(mask, smooth, level, zoom)
+    return _remove_tilted_lines(mask.T, smooth.T, level, zoom).T
 
 
-def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float) -> np.ndarray:
+def _remove_tilted_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float) -> np.ndarray:
+    """:func:`_remove_horizontal_lines`, for lines running at the slope along which the ink signal lines up best."""
+    signal = smooth[:, ::3] > level
+    crossed = signal.any(axis=0).mean() >= LINE_COVERAGE  # a line of any slope has ink in that many columns
+    slope = _line_slope(signal, step=3) if crossed else 0.0
+    if slope == 0:
+        return _remove_horizontal_lines(mask, smooth, level, zoom)
+    shift = np.round(slope * np.arange(mask.shape[1])).astype(int)
+    pad = int(np.abs(shift).max())  # room above and below for the sheared columns
+
+    def sheared(image: np.ndarray) -> np.ndarray:
+        return _shift_columns(np.pad(image, ((pad, pad), (0, 0))), shift)
+
+    inside = sheared(np.ones(mask.shape, bool))
+    straight = _remove_horizontal_lines(sheared(mask), sheared(smooth), level, zoom, inside)
+    return _shift_columns(straight, -shift)[pad : pad + mask.shape[0]]
+
+
+def _line_slope(signal: np.ndarray, step: int) -> float:
+    """The slope (rows per column, up to ``LINE_MAX_TILT`` degrees either way; 0 first) along which most of
+    ``signal``'s pixels fall on one row; ``signal`` holds every ``step``-th column of the image."""
+    rows, columns = np.nonzero(signal)
+    columns = columns * step
+    best_slope, best_count = 0.0, -1
+    for slope in LINE_SLOPES:
+        lined_up = np.round(rows - slope * columns).astype(int)
+        count = np.bincount(lined_up - lined_up.min()).max()
+        if count > best_count:
+            best_slope, best_count = slope, count
+    return best_slope
+
+
+def _shift_columns(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Column ``c`` of ``image`` moved up by ``shift[c]`` rows (down where negative); 0 where it leaves a gap."""
+    rows = np.arange(image.shape[0])[:, None] + shift[None, :]
+    inside = (rows >= 0) & (rows < image.shape[0])
+    moved = np.take_along_axis(image, np.clip(rows, 0, image.shape[0] - 1), axis=0)
+    return np.where(inside, moved, 0).astype(image.dtype)
+
+
+def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float,
+                             inside: np.ndarray | None = None) -> np.ndarray:
+    """Remove thin bands of rows inked along ``LINE_COVERAGE`` of the image (or of the pixels ``inside`` it, for a
+    sheared copy whose rows leave the image: then along half its width at least)."""
     height, width = mask.shape
-    line_rows = np.percentile(smooth[:, ::3], 100 * (1 - LINE_COVERAGE), axis=1) > level
+    if inside is None:
+        line_rows = np.percentile(smooth[:, ::3], 100 * (1 - LINE_COVERAGE), axis=1) > level
+    else:
+        within = inside[:, ::3]
+        length = within.sum(axis=1)
+        inked = (within & (smooth[:, ::3] > level)).sum(axis=1)
+        line_rows = (inked >= LINE_COVERAGE * length) & (length >= 0.5 * within.shape[1])
     if not line_rows.any() or line_rows.all():
         return mask
     bands, count = ndi.label(ndi.binary_dilation(line_rows))  # one more row each side: the line's soft edge
     max_thickness = max(math.ceil(5 * zoom), math.ceil(0.02 * height))
+    writing = mask & (bands == 0)[:, None]  # the ink off every such band
+    columns = np.flatnonzero(writing.any(axis=0))
+    if len(columns) and columns[-1] + 1 - columns[0] <= LINE_PAST_WRITING * width:
+        # The bands run far past the writing: ruled lines, which a close-up photo makes thick in pixels, but still
+        # thin next to the writing (in a tightly cropped digit, a band is the digit's own stroke).
+        inked_rows = np.flatnonzero(writing.any(axis=1))
+        max_thickness = max(max_thickness, math.ceil(LINE_THICKNESS * (inked_rows[-1] + 1 - inked_rows[0])))
     rows = [np.flatnonzero(bands == band) for band in range(1, count + 1)]
     rows = [band for band in rows if len(band) <= max_thickness]
     if not rows:
