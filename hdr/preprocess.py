@@ -23,6 +23,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -49,8 +50,10 @@ FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak 
 LINE_COVERAGE = 0.8  # a ruled line is inked along at least this fraction of the image
 LINE_PAST_WRITING = 0.6  # where the writing spans at most this fraction of the image's width, a ruled line may be
 LINE_THICKNESS = 0.4  # up to this fraction of the writing's height thick (else up to a few pixels)
-LINE_MAX_TILT = 8  # degrees: ruled lines turned by up to this much (paper photographed askew) are found too
-LINE_SLOPES = np.tan(np.radians(sorted(range(-LINE_MAX_TILT, LINE_MAX_TILT + 1), key=abs)))  # 0 first
+LINE_MAX_TILT = 12  # degrees: ruled lines turned by up to this much (paper photographed askew) are found too
+LINE_SLOPES = np.tan(np.radians(np.arange(-LINE_MAX_TILT, LINE_MAX_TILT + 0.25, 0.5)))
+TURNED = math.tan(math.radians(1))  # lines within this of level are left to the level-line step
+TURNED_LINE_COVERAGE = 0.9  # a turned line is inked along this much of the picture (where it lies inside it)
 WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touching digits; at 0.6, 159 of 160
 # touching pairs were caught instead of 119 ("11", "14", "71" can be narrower), but the REST route served 17% fewer
 # predictions per second (the line reader ran on 83% of its digits instead of 11%)
@@ -403,66 +406,145 @@ def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom
 
     A line is a thin band of rows (columns) whose ink signal exceeds ``level`` along at least
     ``LINE_COVERAGE`` of the image: it crosses the image even where it is too faint to be in the mask
-    everywhere, while a digit's stroke, even in a tightly cropped image, does not. Lines turned by up to
-    ``LINE_MAX_TILT`` degrees (paper photographed a little askew) are found and removed in a sheared copy in which
-    they run straight.
+    everywhere, while a digit's stroke, even in a tightly cropped image, does not. Where the paper was photographed
+    askew, the lines are turned by up to ``LINE_MAX_TILT`` degrees, each at its own slope in perspective: such lines
+    are found along their slopes and removed where they run well past the writing (a close-up photo of lined paper);
+    across the writing, a straight band may be one of its own strokes.
     """
-    mask = _remove_tilted_lines(mask, smooth, level, zoom)
-    return _remove_tilted_lines(mask.T, smooth.T, level, zoom).T
+    across = _lines_in(smooth[:, ::3] > level, step=3)
+    down = _lines_in(smooth[::3].T > level, step=3)
+    if any(abs(line.slope) >= TURNED for line in across + down):
+        bands_across = _line_bands(across, mask.shape)
+        bands_down = _line_bands(down, mask.shape[::-1])  # in the transposed image
+        writing = _main_pieces(mask & ~bands_across.any(axis=0) & ~bands_down.any(axis=0).T)
+        mask = _remove_turned_lines(mask, writing, across, bands_across, zoom)
+        mask = _remove_turned_lines(mask.T, writing.T, down, bands_down, zoom).T
+    mask = _remove_horizontal_lines(mask, smooth, level, zoom)
+    return _remove_horizontal_lines(mask.T, smooth.T, level, zoom).T
 
 
-def _remove_tilted_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float) -> np.ndarray:
-    """:func:`_remove_horizontal_lines`, for lines running at the slope along which the ink signal lines up best."""
-    signal = smooth[:, ::3] > level
-    crossed = signal.any(axis=0).mean() >= LINE_COVERAGE  # a line of any slope has ink in that many columns
-    slope = _line_slope(signal, step=3) if crossed else 0.0
-    if slope == 0:
-        return _remove_horizontal_lines(mask, smooth, level, zoom)
-    shift = np.round(slope * np.arange(mask.shape[1])).astype(int)
-    pad = int(np.abs(shift).max())  # room above and below for the sheared columns
+class RuledLine(NamedTuple):
+    """A straight line across an image: row = offset + slope × column; ``thickness`` in rows."""
 
-    def sheared(image: np.ndarray) -> np.ndarray:
-        return _shift_columns(np.pad(image, ((pad, pad), (0, 0))), shift)
-
-    inside = sheared(np.ones(mask.shape, bool))
-    straight = _remove_horizontal_lines(sheared(mask), sheared(smooth), level, zoom, inside)
-    return _shift_columns(straight, -shift)[pad : pad + mask.shape[0]]
+    slope: float
+    offset: float
+    thickness: float
 
 
-def _line_slope(signal: np.ndarray, step: int) -> float:
-    """The slope (rows per column, up to ``LINE_MAX_TILT`` degrees either way; 0 first) along which most of
-    ``signal``'s pixels fall on one row; ``signal`` holds every ``step``-th column of the image."""
+def _lines_in(signal: np.ndarray, step: int) -> list[RuledLine]:
+    """The lines that cross ``signal`` (every ``step``-th column of an image) at a slope of up to ``LINE_MAX_TILT``
+    degrees, inked along ``TURNED_LINE_COVERAGE`` of it (of the part of it they lie in)."""
+    if signal.any(axis=0).mean() < LINE_COVERAGE:
+        return []  # no line of any slope
+    height, width = signal.shape
     rows, columns = np.nonzero(signal)
-    columns = columns * step
-    best_slope, best_count = 0.0, -1
-    for slope in LINE_SLOPES:
-        lined_up = np.round(rows - slope * columns).astype(int)
-        count = np.bincount(lined_up - lined_up.min()).max()
-        if count > best_count:
-            best_slope, best_count = slope, count
-    return best_slope
+    reach, within = _line_extents(height, width, step)
+    bins = within.shape[1]
+    offsets = np.round(rows - LINE_SLOPES[:, None] * (columns * step)).astype(int) + reach
+    offsets += bins * np.arange(len(LINE_SLOPES))[:, None]
+    # columns inked on each (slope, offset) line, at most one each
+    counts = np.bincount(offsets.ravel(), minlength=within.size).reshape(within.shape)
+    groups, count = ndi.label((counts >= TURNED_LINE_COVERAGE * within) & (within >= width / 2))
+    needed = LINE_COVERAGE * width
+    lines = []
+    for group in range(1, count + 1):
+        # the slope nearest level of those that fit the line (nearly) best: a thick line fits several
+        in_group = np.where(groups == group, counts, 0)
+        fitting = in_group >= 0.95 * in_group.max()
+        slope_index = min(np.flatnonzero(fitting.any(axis=1)), key=lambda index: abs(LINE_SLOPES[index]))
+        peak = (slope_index, int(np.argmax(in_group[slope_index])))
+        along = counts[peak[0]] >= needed / 2
+        first = last = peak[1]
+        while first > 0 and along[first - 1]:
+            first -= 1
+        while last < bins - 1 and along[last + 1]:
+            last += 1
+        line = RuledLine(float(LINE_SLOPES[peak[0]]), (first + last) / 2 - reach, last + 1.0 - first)
+        lines.append((int(counts[peak]) / max(int(within[peak]), 1), line))
+    return _distinct_lines(lines, width * step)
 
 
-def _shift_columns(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Column ``c`` of ``image`` moved up by ``shift[c]`` rows (down where negative); 0 where it leaves a gap."""
-    rows = np.arange(image.shape[0])[:, None] + shift[None, :]
-    inside = (rows >= 0) & (rows < image.shape[0])
-    moved = np.take_along_axis(image, np.clip(rows, 0, image.shape[0] - 1), axis=0)
-    return np.where(inside, moved, 0).astype(image.dtype)
+def _distinct_lines(fitted: list[tuple[float, RuledLine]], width: int) -> list[RuledLine]:
+    """The lines, each with how well it fits, without those lying on another (found again at a neighbouring
+    slope): of each, the best fitting, or the one nearest level of those that fit as well (a thick line fits a few)."""
+    kept: list[RuledLine] = []
+    for _, line in sorted(fitted, key=lambda item: (-round(item[0], 2), abs(item[1].slope))):
+        middle = line.offset + line.slope * width / 2
+        if all(abs(middle - (other.offset + other.slope * width / 2)) > other.thickness / 2 for other in kept):
+            kept.append(line)
+    return kept
 
 
-def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float,
-                             inside: np.ndarray | None = None) -> np.ndarray:
-    """Remove thin bands of rows inked along ``LINE_COVERAGE`` of the image (or of the pixels ``inside`` it, for a
-    sheared copy whose rows leave the image: then along half its width at least)."""
+@functools.lru_cache(maxsize=16)
+def _line_extents(height: int, width: int, step: int) -> tuple[int, np.ndarray]:
+    """For the lines of each slope of ``LINE_SLOPES`` and offset (from -reach to height + reach) through a picture
+    of ``height`` rows and ``width`` columns (every ``step``-th of one): reach, and how many of the columns hold each
+    line inside the picture (a turned line may leave it through the top or bottom)."""
+    reach = math.ceil(LINE_SLOPES.max() * width * step)
+    offsets = np.arange(height + 2 * reach + 1) - reach
+    within = np.stack([_columns_inside(offsets, slope, np.arange(width) * step, height) for slope in LINE_SLOPES])
+    within.flags.writeable = False
+    return reach, within
+
+
+def _columns_inside(offsets: np.ndarray, slope: float, x: np.ndarray, height: int) -> np.ndarray:
+    """For lines ``offset + slope * x`` (one per offset), how many of the sorted columns ``x`` hold them inside
+    rows 0..height (rounded)."""
+    if slope == 0:
+        return np.where((offsets >= -0.5) & (offsets < height - 0.5), len(x), 0)
+    first, last = (-0.5 - offsets) / slope, (height - 0.5 - offsets) / slope  # where the line enters and leaves
+    if slope > 0:
+        return np.searchsorted(x, last, "left") - np.searchsorted(x, first, "left")
+    return np.searchsorted(x, first, "right") - np.searchsorted(x, last, "right")
+
+
+def _line_bands(lines: list[RuledLine], shape: tuple[int, int]) -> np.ndarray:
+    """For each line, the pixels of an image of ``shape`` it covers, with one more row each side (its soft edge)."""
+    rows, columns = np.arange(shape[0])[:, None], np.arange(shape[1])
+    return np.array([np.abs(rows - (offset + slope * columns)) <= thickness / 2 + 1
+                     for slope, offset, thickness in lines], dtype=bool).reshape(len(lines), *shape)
+
+
+def _remove_turned_lines(mask: np.ndarray, writing: np.ndarray, lines: list[RuledLine], bands: np.ndarray,
+                         zoom: float) -> np.ndarray:
+    """Remove ``lines`` (their ``bands``) from ``mask`` if they run well past the ``writing``: thick in pixels, as a
+    close-up photo makes them, but thin next to the writing. Strokes crossing a line keep their pixels on it."""
     height, width = mask.shape
-    if inside is None:
-        line_rows = np.percentile(smooth[:, ::3], 100 * (1 - LINE_COVERAGE), axis=1) > level
-    else:
-        within = inside[:, ::3]
-        length = within.sum(axis=1)
-        inked = (within & (smooth[:, ::3] > level)).sum(axis=1)
-        line_rows = (inked >= LINE_COVERAGE * length) & (length >= 0.5 * within.shape[1])
+    writing_rows, writing_columns = np.nonzero(writing)
+    if len(writing_columns) == 0 or np.ptp(writing_columns) + 1 > LINE_PAST_WRITING * width:
+        return mask
+    if len(lines) == 1 and not 0.1 * width <= writing_columns.min() <= writing_columns.max() < 0.9 * width:
+        return mask  # one line, not running past the writing on both sides: maybe a straight stroke of a drawing
+    max_thickness = max(math.ceil(5 * zoom), math.ceil(0.02 * height),
+                        math.ceil(LINE_THICKNESS * (np.ptp(writing_rows) + 1)))
+    cleaned = mask.copy()
+    columns = np.arange(width)
+    for (slope, offset, thickness), band in zip(lines, bands):
+        centre = offset + slope * columns
+        along_edge = np.mean((centre - thickness / 2 < 1) | (centre + thickness / 2 > height - 2)) > 0.5
+        if thickness + 2 > max_thickness or along_edge:  # (the desk or a shadow beside the page: a later step's)
+            continue
+        top = np.floor(centre - thickness / 2 - 1).astype(int)
+        bottom = np.ceil(centre + thickness / 2 + 1).astype(int)
+        above = mask[np.clip(top - 1, 0, height - 1), columns] | mask[np.clip(top - 2, 0, height - 1), columns]
+        below = mask[np.clip(bottom + 1, 0, height - 1), columns] | mask[np.clip(bottom + 2, 0, height - 1), columns]
+        cleaned &= ~(band & ~(above & below))
+    return cleaned
+
+
+def _main_pieces(mask: np.ndarray) -> np.ndarray:
+    """The pieces of ``mask`` at least a tenth the size of its largest (not the slivers a line leaves at its ends)."""
+    labels, count = ndi.label(mask, structure=np.ones((3, 3)))
+    if count <= 1:
+        return mask
+    areas = np.bincount(labels.ravel())
+    areas[0] = 0
+    return (areas >= 0.1 * areas.max())[labels]
+
+
+def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float) -> np.ndarray:
+    height, width = mask.shape
+    line_rows = np.percentile(smooth[:, ::3], 100 * (1 - LINE_COVERAGE), axis=1) > level
     if not line_rows.any() or line_rows.all():
         return mask
     bands, count = ndi.label(ndi.binary_dilation(line_rows))  # one more row each side: the line's soft edge
