@@ -2,14 +2,15 @@
 
 Each MNIST digit is re-drawn as ink on a synthetic medium: a phone photo of paper, a scan of ruled
 paper, a Gradio sketchpad canvas, a hair-thin pen, a fat marker, a thumbnail, a small digit in a
-corner, chalk on a board, a note lying on a desk, a close-up of lined notebook paper. The digit's shape comes from MNIST; its strokes
-are re-drawn either by thresholding a smooth upscale (keeps the writer's stroke width) or along its
-skeleton with a chosen pen width (and round the edge of loops the writer inked solid).
+corner, chalk on a board, a note lying on a desk, a close-up photo of lined notebook paper. The digit's
+shape comes from MNIST; its strokes are re-drawn either by thresholding a smooth upscale (keeps the
+writer's stroke width) or along its skeleton with a chosen pen width (and round the edge of loops the
+writer inked solid).
 
     python bench/realistic_set.py                      # 300 images per kind → bench/data/realistic/
     python bench/realistic_set.py --per-kind 50 --kinds photo scan
 
-Layout (ImageFolder): ``bench/data/realistic/<kind>/<digit>/<index>.png`` (``.jpg`` for photos).
+Layout (ImageFolder): ``bench/data/realistic/<kind>/<digit>/<index>.png`` (``.jpg`` for photos and lined paper).
 :func:`render` draws one image from a 28×28 array, for tests.
 """
 from __future__ import annotations
@@ -464,7 +465,8 @@ def render_lined_paper(digit, rng):
         digit, ink_height, max(1.5, ink_height * rng.uniform(0.05, 0.1)), rng)
     strokes = fit(slant(strokes, rng), (int(0.8 * height), int(0.8 * width)))
     top, left = place((height, width), strokes.shape, rng, 0.1)
-    on_lines = [y - margin for y in rows if 0.1 * height + strokes.shape[0] <= y - margin + 0.25 * spacing < 0.9 * height]
+    on_lines = [y - margin for y in rows
+                if 0.1 * height + strokes.shape[0] <= y - margin + 0.25 * spacing < 0.9 * height]
     if on_lines:  # the digit's foot on a line, or a little below or above it
         foot = int(rng.choice(on_lines) + rng.uniform(-0.1, 0.25) * spacing)
         top = min(max(foot - strokes.shape[0], 0), height - strokes.shape[0])

@@ -521,8 +521,9 @@ def _remove_turned_lines(mask: np.ndarray, writing: np.ndarray, lines: list[Rule
     columns = np.arange(width)
     for (slope, offset, thickness), band in zip(lines, bands):
         centre = offset + slope * columns
+        # a "line" along the picture's edge may be the desk beside the page, which the edge step removes whole
         along_edge = np.mean((centre - thickness / 2 < 1) | (centre + thickness / 2 > height - 2)) > 0.5
-        if thickness + 2 > max_thickness or along_edge:  # (the desk or a shadow beside the page: a later step's)
+        if thickness + 2 > max_thickness or along_edge:
             continue
         top = np.floor(centre - thickness / 2 - 1).astype(int)
         bottom = np.ceil(centre + thickness / 2 + 1).astype(int)
