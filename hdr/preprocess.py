@@ -52,7 +52,7 @@ LINE_PAST_WRITING = 0.6  # where the writing spans at most this fraction of the 
 LINE_THICKNESS = 0.4  # up to this fraction of the writing's height thick (else up to a few pixels)
 LINE_MAX_TILT = 12  # degrees: ruled lines turned by up to this much (paper photographed askew) are found too
 LINE_SLOPES = np.tan(np.radians(np.arange(-LINE_MAX_TILT, LINE_MAX_TILT + 0.25, 0.5)))
-TURNED = math.tan(math.radians(1))  # lines within this of level are left to the level-line step
+LEAST_TURN = math.tan(math.radians(1))  # lines within this slope of level are left to the level-line step
 TURNED_LINE_COVERAGE = 0.9  # a turned line is inked along this much of the picture (where it lies inside it)
 WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touching digits; at 0.6, 159 of 160
 # touching pairs were caught instead of 119 ("11", "14", "71" can be narrower), but the REST route served 17% fewer
@@ -413,12 +413,11 @@ def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom
     """
     across = _lines_in(smooth[:, ::3] > level, step=3)
     down = _lines_in(smooth[::3].T > level, step=3)
-    if any(abs(line.slope) >= TURNED for line in across + down):
-        bands_across = _line_bands(across, mask.shape)
-        bands_down = _line_bands(down, mask.shape[::-1])  # in the transposed image
-        writing = _main_pieces(mask & ~bands_across.any(axis=0) & ~bands_down.any(axis=0).T)
-        mask = _remove_turned_lines(mask, writing, across, bands_across, zoom)
-        mask = _remove_turned_lines(mask.T, writing.T, down, bands_down, zoom).T
+    if any(abs(line.slope) >= LEAST_TURN for line in across + down):
+        on_lines = _on_lines(across, mask.shape) | _on_lines(down, mask.shape[::-1]).T
+        writing = _main_pieces(mask & ~on_lines)
+        mask = _remove_turned_lines(mask, writing, across, zoom)
+        mask = _remove_turned_lines(mask.T, writing.T, down, zoom).T
     mask = _remove_horizontal_lines(mask, smooth, level, zoom)
     return _remove_horizontal_lines(mask.T, smooth.T, level, zoom).T
 
@@ -498,28 +497,34 @@ def _columns_inside(offsets: np.ndarray, slope: float, x: np.ndarray, height: in
     return np.searchsorted(x, first, "right") - np.searchsorted(x, last, "right")
 
 
-def _line_bands(lines: list[RuledLine], shape: tuple[int, int]) -> np.ndarray:
-    """For each line, the pixels of an image of ``shape`` it covers, with one more row each side (its soft edge)."""
+def _line_band(line: RuledLine, shape: tuple[int, int]) -> np.ndarray:
+    """The pixels of an image of ``shape`` that ``line`` covers, with one more row each side (its soft edge)."""
     rows, columns = np.arange(shape[0])[:, None], np.arange(shape[1])
-    return np.array([np.abs(rows - (offset + slope * columns)) <= thickness / 2 + 1
-                     for slope, offset, thickness in lines], dtype=bool).reshape(len(lines), *shape)
+    return np.abs(rows - (line.offset + line.slope * columns)) <= line.thickness / 2 + 1
 
 
-def _remove_turned_lines(mask: np.ndarray, writing: np.ndarray, lines: list[RuledLine], bands: np.ndarray,
-                         zoom: float) -> np.ndarray:
-    """Remove ``lines`` (their ``bands``) from ``mask`` if they run well past the ``writing``: thick in pixels, as a
-    close-up photo makes them, but thin next to the writing. Strokes crossing a line keep their pixels on it."""
+def _on_lines(lines: list[RuledLine], shape: tuple[int, int]) -> np.ndarray:
+    """The pixels of an image of ``shape`` that any of ``lines`` covers."""
+    covered = np.zeros(shape, bool)
+    for line in lines:
+        covered |= _line_band(line, shape)
+    return covered
+
+
+def _remove_turned_lines(mask: np.ndarray, writing: np.ndarray, lines: list[RuledLine], zoom: float) -> np.ndarray:
+    """Remove ``lines`` from ``mask`` if they run well past the ``writing`` (the ink off every line found).
+    Strokes crossing a line keep their pixels on it."""
     height, width = mask.shape
-    writing_rows, writing_columns = np.nonzero(writing)
-    if len(writing_columns) == 0 or np.ptp(writing_columns) + 1 > LINE_PAST_WRITING * width:
+    if not _runs_past(writing):
         return mask
-    if len(lines) == 1 and not 0.1 * width <= writing_columns.min() <= writing_columns.max() < 0.9 * width:
+    written = np.flatnonzero(writing.any(axis=0))
+    if len(lines) == 1 and not 0.1 * width <= written[0] <= written[-1] < 0.9 * width:
         return mask  # one line, not running past the writing on both sides: maybe a straight stroke of a drawing
-    max_thickness = max(math.ceil(5 * zoom), math.ceil(0.02 * height),
-                        math.ceil(LINE_THICKNESS * (np.ptp(writing_rows) + 1)))
+    max_thickness = _thickest_line(writing, zoom)
     cleaned = mask.copy()
     columns = np.arange(width)
-    for (slope, offset, thickness), band in zip(lines, bands):
+    for line in lines:
+        slope, offset, thickness = line
         centre = offset + slope * columns
         # a "line" along the picture's edge may be the desk beside the page, which the edge step removes whole
         along_edge = np.mean((centre - thickness / 2 < 1) | (centre + thickness / 2 > height - 2)) > 0.5
@@ -529,8 +534,27 @@ def _remove_turned_lines(mask: np.ndarray, writing: np.ndarray, lines: list[Rule
         bottom = np.ceil(centre + thickness / 2 + 1).astype(int)
         above = mask[np.clip(top - 1, 0, height - 1), columns] | mask[np.clip(top - 2, 0, height - 1), columns]
         below = mask[np.clip(bottom + 1, 0, height - 1), columns] | mask[np.clip(bottom + 2, 0, height - 1), columns]
-        cleaned &= ~(band & ~(above & below))
+        cleaned &= ~(_line_band(line, mask.shape) & ~(above & below))
     return cleaned
+
+
+def _runs_past(writing: np.ndarray) -> bool:
+    """Whether lines across the picture run well past ``writing`` (the ink off them): it spans at most
+    ``LINE_PAST_WRITING`` of the width."""
+    columns = np.flatnonzero(writing.any(axis=0))
+    return len(columns) > 0 and columns[-1] + 1 - columns[0] <= LINE_PAST_WRITING * writing.shape[1]
+
+
+def _thickest_line(writing: np.ndarray, zoom: float) -> int:
+    """How many rows thick a ruled line beside ``writing`` (the ink off the lines) may be: a few pixels, or, where the
+    lines run well past the writing, ``LINE_THICKNESS`` of its height (a close-up photo makes them thick in pixels,
+    but they stay thin next to the writing; in a tightly cropped digit, a band is one of its own strokes)."""
+    height = writing.shape[0]
+    thickest = max(math.ceil(5 * zoom), math.ceil(0.02 * height))
+    if _runs_past(writing):
+        rows = np.flatnonzero(writing.any(axis=1))
+        thickest = max(thickest, math.ceil(LINE_THICKNESS * (rows[-1] + 1 - rows[0])))
+    return thickest
 
 
 def _main_pieces(mask: np.ndarray) -> np.ndarray:
@@ -549,14 +573,7 @@ def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float,
     if not line_rows.any() or line_rows.all():
         return mask
     bands, count = ndi.label(ndi.binary_dilation(line_rows))  # one more row each side: the line's soft edge
-    max_thickness = max(math.ceil(5 * zoom), math.ceil(0.02 * height))
-    writing = mask & (bands == 0)[:, None]  # the ink off every such band
-    columns = np.flatnonzero(writing.any(axis=0))
-    if len(columns) and columns[-1] + 1 - columns[0] <= LINE_PAST_WRITING * width:
-        # The bands run far past the writing: ruled lines, which a close-up photo makes thick in pixels, but still
-        # thin next to the writing (in a tightly cropped digit, a band is the digit's own stroke).
-        inked_rows = np.flatnonzero(writing.any(axis=1))
-        max_thickness = max(max_thickness, math.ceil(LINE_THICKNESS * (inked_rows[-1] + 1 - inked_rows[0])))
+    max_thickness = _thickest_line(mask & (bands == 0)[:, None], zoom)
     rows = [np.flatnonzero(bands == band) for band in range(1, count + 1)]
     rows = [band for band in rows if len(band) <= max_thickness]
     if not rows:
