@@ -50,9 +50,11 @@ FAINT = 0.12  # the faint ink threshold (hysteresis), as a fraction of the peak 
 LINE_COVERAGE = 0.8  # a ruled line is inked along at least this fraction of the image
 LINE_PAST_WRITING = 0.6  # where the writing spans at most this fraction of the image's width, a ruled line may be
 LINE_THICKNESS = 0.4  # up to this fraction of the writing's height thick (else up to a few pixels)
+LINE_MAX_SHARE = 0.1  # ... and never more than this fraction of the picture's height (a ruled line is a few per cent
+# of its spacing thick, and a picture of lined paper shows about one spacing or more)
 LINE_MAX_TILT = 12  # degrees: ruled lines turned by up to this much (paper photographed askew) are found too
 LINE_SLOPES = np.tan(np.radians(np.arange(-LINE_MAX_TILT, LINE_MAX_TILT + 0.25, 0.5)))
-LEAST_TURN = math.tan(math.radians(1))  # lines within this slope of level are left to the level-line step
+LEAST_TURN = math.tan(math.radians(0.5))  # lines within this slope of level are left to the level-line step
 TURNED_LINE_COVERAGE = 0.9  # a turned line is inked along this much of the picture (where it lies inside it)
 WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touching digits; at 0.6, 159 of 160
 # touching pairs were caught instead of 119 ("11", "14", "71" can be narrower), but the REST route served 17% fewer
@@ -415,7 +417,10 @@ def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom
     down = _lines_in(smooth[::3].T > level, step=3)
     if any(abs(line.slope) >= LEAST_TURN for line in across + down):
         on_lines = _on_lines(across, mask.shape) | _on_lines(down, mask.shape[::-1]).T
-        writing = _main_pieces(mask & ~on_lines)
+        near_lines = _on_lines(_widened(across), mask.shape) | _on_lines(_widened(down), mask.shape[::-1]).T
+        writing = _off_lines(mask, on_lines, near_lines)
+        writing &= ~_line_ends(writing, across) & ~_line_ends(writing.T, down).T
+        writing = _main_pieces(writing)
         mask = _remove_turned_lines(mask, writing, across, zoom)
         mask = _remove_turned_lines(mask.T, writing.T, down, zoom).T
     mask = _remove_horizontal_lines(mask, smooth, level, zoom)
@@ -497,17 +502,22 @@ def _columns_inside(offsets: np.ndarray, slope: float, x: np.ndarray, height: in
     return np.searchsorted(x, first, "right") - np.searchsorted(x, last, "right")
 
 
-def _line_band(line: RuledLine, shape: tuple[int, int]) -> np.ndarray:
-    """The pixels of an image of ``shape`` that ``line`` covers, with one more row each side (its soft edge)."""
-    rows, columns = np.arange(shape[0])[:, None], np.arange(shape[1])
-    return np.abs(rows - (line.offset + line.slope * columns)) <= line.thickness / 2 + 1
+def _line_band(line: RuledLine, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns of the pixels of an image of ``shape`` that ``line`` covers, with one more row each side
+    (its soft edge)."""
+    columns = np.arange(shape[1])
+    centre, half = line.offset + line.slope * columns, line.thickness / 2 + 1
+    top, bottom = np.ceil(centre - half).astype(int), np.floor(centre + half).astype(int)
+    rows = top + np.arange(int(np.max(bottom - top, initial=0)) + 1)[:, None]
+    inside = (rows <= bottom) & (rows >= 0) & (rows < shape[0])
+    return rows[inside], np.broadcast_to(columns, rows.shape)[inside]
 
 
 def _on_lines(lines: list[RuledLine], shape: tuple[int, int]) -> np.ndarray:
     """The pixels of an image of ``shape`` that any of ``lines`` covers."""
     covered = np.zeros(shape, bool)
     for line in lines:
-        covered |= _line_band(line, shape)
+        covered[_line_band(line, shape)] = True
     return covered
 
 
@@ -534,7 +544,9 @@ def _remove_turned_lines(mask: np.ndarray, writing: np.ndarray, lines: list[Rule
         bottom = np.ceil(centre + thickness / 2 + 1).astype(int)
         above = mask[np.clip(top - 1, 0, height - 1), columns] | mask[np.clip(top - 2, 0, height - 1), columns]
         below = mask[np.clip(bottom + 1, 0, height - 1), columns] | mask[np.clip(bottom + 2, 0, height - 1), columns]
-        cleaned &= ~(_line_band(line, mask.shape) & ~(above & below))
+        rows, band_columns = _line_band(line, mask.shape)
+        crossed = (above & below)[band_columns]
+        cleaned[rows[~crossed], band_columns[~crossed]] = False
     return cleaned
 
 
@@ -553,18 +565,56 @@ def _thickest_line(writing: np.ndarray, zoom: float) -> int:
     thickest = max(math.ceil(5 * zoom), math.ceil(0.02 * height))
     if _runs_past(writing):
         rows = np.flatnonzero(writing.any(axis=1))
-        thickest = max(thickest, math.ceil(LINE_THICKNESS * (rows[-1] + 1 - rows[0])))
+        thickest = max(thickest, min(math.ceil(LINE_THICKNESS * (rows[-1] + 1 - rows[0])),
+                                         math.floor(LINE_MAX_SHARE * height)))
     return thickest
 
 
+def _widened(lines: list[RuledLine]) -> list[RuledLine]:
+    """``lines`` three times as thick, and two rows more (where the slivers they leave along their edges lie)."""
+    return [line._replace(thickness=3 * line.thickness + 2) for line in lines]
+
+
+def _off_lines(mask: np.ndarray, on_lines: np.ndarray, near_lines: np.ndarray) -> np.ndarray:
+    """The writing in ``mask`` apart from the ruled lines (``on_lines``): its pieces off them that reach beyond
+    ``near_lines`` (a line a little thicker or more turned than found leaves slivers along its edges)."""
+    labels, count = ndi.label(mask & ~on_lines, structure=np.ones((3, 3)))
+    reaching = np.zeros(count + 1, bool)
+    reaching[np.unique(labels[~near_lines])] = True
+    reaching[0] = False
+    return reaching[labels]
+
+
+def _line_ends(pieces: np.ndarray, lines: list[RuledLine]) -> np.ndarray:
+    """The pieces of ``pieces`` that are ends of more ruled lines beside ``lines`` (lines that cross only a corner of
+    the picture are not found): each reaches the picture's edge, and is long and no thicker than ``lines`` along
+    their slope."""
+    ends = np.zeros(pieces.shape, bool)
+    if not lines:
+        return ends
+    slope = float(np.median([line.slope for line in lines]))
+    thickest = max(line.thickness for line in lines) + 2
+    labels, _ = ndi.label(pieces, structure=np.ones((3, 3)))
+    height, width = pieces.shape
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
+        rows, columns = np.nonzero(labels[box] == index)
+        rows, columns = rows + box[0].start, columns + box[1].start
+        across = rows - slope * columns
+        at_edge = rows.min() == 0 or columns.min() == 0 or rows.max() == height - 1 or columns.max() == width - 1
+        if at_edge and np.ptp(across) <= thickest and np.ptp(columns) >= 3 * thickest:
+            ends[box] |= labels[box] == index
+    return ends
+
+
 def _main_pieces(mask: np.ndarray) -> np.ndarray:
-    """The pieces of ``mask`` at least a tenth the size of its largest (not the slivers a line leaves at its ends)."""
+    """The pieces of ``mask`` at least a quarter the size of its largest (not the slivers a line leaves at its ends,
+    nor specks of paper texture: at a tenth, the specks of a grainy photo made the writing seem to span the picture)."""
     labels, count = ndi.label(mask, structure=np.ones((3, 3)))
     if count <= 1:
         return mask
     areas = np.bincount(labels.ravel())
     areas[0] = 0
-    return (areas >= 0.1 * areas.max())[labels]
+    return (areas >= 0.25 * areas.max())[labels]
 
 
 def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom: float) -> np.ndarray:
@@ -573,8 +623,13 @@ def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float,
     if not line_rows.any() or line_rows.all():
         return mask
     bands, count = ndi.label(ndi.binary_dilation(line_rows))  # one more row each side: the line's soft edge
-    max_thickness = _thickest_line(mask & (bands == 0)[:, None], zoom)
     rows = [np.flatnonzero(bands == band) for band in range(1, count + 1)]
+    near_rows = np.zeros(height, bool)
+    for band in rows:  # as _widened: three times as thick, and two rows more
+        near_rows[max(band[0] - len(band) - 1, 0) : band[-1] + len(band) + 2] = True
+    on_lines = np.broadcast_to((bands > 0)[:, None], mask.shape)
+    writing = _off_lines(mask, on_lines, np.broadcast_to(near_rows[:, None], mask.shape))
+    max_thickness = _thickest_line(writing, zoom)
     rows = [band for band in rows if len(band) <= max_thickness]
     if not rows:
         return mask
