@@ -557,12 +557,18 @@ def _runs_past(writing: np.ndarray) -> bool:
     return len(columns) > 0 and columns[-1] + 1 - columns[0] <= LINE_PAST_WRITING * writing.shape[1]
 
 
+def _thin_line(height: int, zoom: float) -> int:
+    """How many rows thick a ruled line may be beside any writing in a picture ``height`` rows high: a few pixels
+    (``zoom`` times more in a close look at part of a page)."""
+    return max(math.ceil(5 * zoom), math.ceil(0.02 * height))
+
+
 def _thickest_line(writing: np.ndarray, zoom: float) -> int:
     """How many rows thick a ruled line beside ``writing`` (the ink off the lines) may be: a few pixels, or, where the
     lines run well past the writing, ``LINE_THICKNESS`` of its height (a close-up photo makes them thick in pixels,
     but they stay thin next to the writing; in a tightly cropped digit, a band is one of its own strokes)."""
     height = writing.shape[0]
-    thickest = max(math.ceil(5 * zoom), math.ceil(0.02 * height))
+    thickest = _thin_line(height, zoom)
     if _runs_past(writing):
         rows = np.flatnonzero(writing.any(axis=1))
         thickest = max(thickest, min(math.ceil(LINE_THICKNESS * (rows[-1] + 1 - rows[0])),
@@ -624,12 +630,14 @@ def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float,
         return mask
     bands, count = ndi.label(ndi.binary_dilation(line_rows))  # one more row each side: the line's soft edge
     rows = [np.flatnonzero(bands == band) for band in range(1, count + 1)]
-    near_rows = np.zeros(height, bool)
-    for band in rows:  # as _widened: three times as thick, and two rows more
-        near_rows[max(band[0] - len(band) - 1, 0) : band[-1] + len(band) + 2] = True
-    on_lines = np.broadcast_to((bands > 0)[:, None], mask.shape)
-    writing = _off_lines(mask, on_lines, np.broadcast_to(near_rows[:, None], mask.shape))
-    max_thickness = _thickest_line(writing, zoom)
+    max_thickness = _thin_line(height, zoom)
+    if any(len(band) > max_thickness for band in rows):  # a thick line, if it runs well past the writing
+        near_rows = np.zeros(height, bool)
+        for band in rows:  # as _widened: three times as thick, and two rows more
+            near_rows[max(band[0] - len(band) - 1, 0) : band[-1] + len(band) + 2] = True
+        on_lines = np.broadcast_to((bands > 0)[:, None], mask.shape)
+        writing = _off_lines(mask, on_lines, np.broadcast_to(near_rows[:, None], mask.shape))
+        max_thickness = _thickest_line(writing, zoom)
     rows = [band for band in rows if len(band) <= max_thickness]
     if not rows:
         return mask
