@@ -55,6 +55,7 @@ LINE_MAX_SHARE = 0.1  # ... and never more than this fraction of the picture's h
 LINE_MAX_TILT = 12  # degrees: ruled lines turned by up to this much (paper photographed askew) are found too
 LINE_SLOPES = np.tan(np.radians(np.arange(-LINE_MAX_TILT, LINE_MAX_TILT + 0.25, 0.5)))
 LEAST_TURN = math.tan(math.radians(0.5))  # lines within this slope of level are left to the level-line step
+INK_OVER_LINE = 2.0  # ink this many times darker than a turned ruled line (its 75th percentile) is kept on it
 TURNED_LINE_COVERAGE = 0.9  # a turned line is inked along this much of the picture (where it lies inside it)
 WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touching digits; at 0.6, 159 of 160
 # touching pairs were caught instead of 119 ("11", "14", "71" can be narrower), but the REST route served 17% fewer
@@ -421,8 +422,8 @@ def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom
         writing = _off_lines(mask, on_lines, near_lines)
         writing &= ~_line_ends(writing, across) & ~_line_ends(writing.T, down).T
         writing = _main_pieces(writing)
-        mask = _remove_turned_lines(mask, writing, across, zoom)
-        mask = _remove_turned_lines(mask.T, writing.T, down, zoom).T
+        mask = _remove_turned_lines(mask, smooth, writing, across, zoom)
+        mask = _remove_turned_lines(mask.T, smooth.T, writing.T, down, zoom).T
     mask = _remove_horizontal_lines(mask, smooth, level, zoom)
     return _remove_horizontal_lines(mask.T, smooth.T, level, zoom).T
 
@@ -521,7 +522,8 @@ def _on_lines(lines: list[RuledLine], shape: tuple[int, int]) -> np.ndarray:
     return covered
 
 
-def _remove_turned_lines(mask: np.ndarray, writing: np.ndarray, lines: list[RuledLine], zoom: float) -> np.ndarray:
+def _remove_turned_lines(mask: np.ndarray, smooth: np.ndarray, writing: np.ndarray, lines: list[RuledLine],
+                         zoom: float) -> np.ndarray:
     """Remove ``lines`` from ``mask`` if they run well past the ``writing`` (the ink off every line found).
     Strokes crossing a line keep their pixels on it."""
     height, width = mask.shape
@@ -545,8 +547,10 @@ def _remove_turned_lines(mask: np.ndarray, writing: np.ndarray, lines: list[Rule
         above = mask[np.clip(top - 1, 0, height - 1), columns] | mask[np.clip(top - 2, 0, height - 1), columns]
         below = mask[np.clip(bottom + 1, 0, height - 1), columns] | mask[np.clip(bottom + 2, 0, height - 1), columns]
         rows, band_columns = _line_band(line, mask.shape)
-        crossed = (above & below)[band_columns]
-        cleaned[rows[~crossed], band_columns[~crossed]] = False
+        signal = smooth[rows, band_columns]
+        darker = signal > INK_OVER_LINE * np.percentile(signal, 75)
+        kept = (above & below)[band_columns] | darker
+        cleaned[rows[~kept], band_columns[~kept]] = False
     return cleaned
 
 
