@@ -29,9 +29,9 @@ MAX_MOUTH_SHARE = 0.1  # and its mouth is at most this share of its edge (a dark
 MIN_SHARPNESS = 0.65  # the steepest 8 px of the step across its edge make this share of the step across 40 px: a
 # sheet's edge is sharp (0.74 and up in 839 dev drawings), the edge of a soft shadow or of the lit part of a page is
 # not (0.24–0.62 in most checked)
-MAX_SHARPNESS = 1.25  # ... and not much more than the whole step: where the brightness dips at the edge, the region is
-# bounded by a dark line (a ruled line beside a better lit part of a page), not by a darker desk (sheets: 1.01 at most
-# in 299 dev drawings)
+MAX_SHARPNESS = 1.25  # ... and a sheet's not much more than the whole step: where the brightness dips at the edge, the
+# region is bounded by a dark line (a ruled line beside a better lit part of a page), not by a darker desk (sheets: 1.01
+# at most in 299 dev drawings; the edge of a sharp shadow, with the writing across it, may overshoot: up to 2.6)
 EDGE_SIDE = 640  # px: the edge's sharpness is measured on a copy this size at most (the working copy's)
 CROSSING = 12  # px of that copy: a stroke reaching this far on both sides of the edge crosses it (a shadow's edge)
 INK_SHARE = 0.6  # a stroke is darker than this share of the median brightness on its side of the edge
@@ -104,7 +104,8 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     if edge_step(luminance, filled) < MIN_CONTRAST:
         return None
     fine = fine_luminance(source)
-    if not MIN_SHARPNESS <= edge_sharpness(fine, edge_depth(filled, fine.shape)) <= MAX_SHARPNESS:
+    sharpness = edge_sharpness(fine, edge_depth(filled, fine.shape))
+    if sharpness < MIN_SHARPNESS:
         return None
     if ink_crosses_edge(fine, edge_depth(convex_polygon_mask(hull, filled.shape), fine.shape)):
         # The region is the brighter part of a larger paper: of a page partly in shadow, if with the dimmer paper it
@@ -113,6 +114,8 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
         dimmer = largest_region(luminance > otsu_level(luminance[~bright]))
         if ndi.binary_fill_holes(dimmer).mean() > MAX_AREA:
             return ShadowedPage.of(fine)
+    if sharpness > MAX_SHARPNESS:
+        return None  # the region is bounded by a dark line, not by a darker desk
     rows, cols = np.nonzero(filled)
     box = (int(cols.min() / scale), int(rows.min() / scale),
            min(width, int(np.ceil((cols.max() + 1) / scale))), min(height, int(np.ceil((rows.max() + 1) / scale))))
