@@ -133,27 +133,29 @@ def test_a_ruled_line_photographed_close_up_is_not_taken_for_ink(mnist_test, rec
     assert prediction.digit == labels[index] and not prediction.unsure
 
 
-@pytest.mark.parametrize("index", [7, 41, 54, 84])  # a 9, 7, 6 and 8: read 2, 2, 2 and 2 while the lines were kept
-def test_lined_paper_photographed_askew_loses_its_lines(mnist_test, recognizer, index):
-    # Notebook paper filling a phone photo turned by a few degrees and in perspective: each ruled line runs across
-    # many rows, so no row is inked along the whole picture, and lines far apart run at different slopes. Each line
-    # is found along its own slope and removed.
+def assert_read_without_its_lines(mnist_test, recognizer, index: int) -> None:
+    """Test digit ``index`` photographed on lined paper (the realistic set's lined_paper kind): the ruled lines are not
+    part of its ink, and it is read right."""
     images, labels = mnist_test
     image = render(images[index], "lined_paper", seed=index)
     left, top, right, bottom = preprocess(image).ink_box
     assert right - left < 0.5 * image.width, "the ruled lines should not be part of the ink"
     assert recognizer.predict(image).digit == labels[index]
+
+
+@pytest.mark.parametrize("index", [7, 41, 54, 84])  # a 9, 7, 6 and 8: read 2, 2, 2 and 2 while the lines were kept
+def test_lined_paper_photographed_askew_loses_its_lines(mnist_test, recognizer, index):
+    # Notebook paper filling a phone photo turned by a few degrees and in perspective: each ruled line runs across
+    # many rows, so no row is inked along the whole picture, and lines far apart run at different slopes. Each line
+    # is found along its own slope and removed.
+    assert_read_without_its_lines(mnist_test, recognizer, index)
 
 
 @pytest.mark.parametrize("index", [1411, 6433, 3383])  # a 0, 4 and 6: read 2, 5 and 2 (unsure) while lines were kept
 def test_ruled_lines_a_little_off_level_are_removed_whole(mnist_test, recognizer, index):
     # These lines are turned by about half a degree: each drifts a few rows across the photo, so that only some of its
     # rows are inked along the whole picture. Removing those rows alone left the rest of each line as ink.
-    images, labels = mnist_test
-    image = render(images[index], "lined_paper", seed=index)
-    left, top, right, bottom = preprocess(image).ink_box
-    assert right - left < 0.5 * image.width, "the ruled lines should not be part of the ink"
-    assert recognizer.predict(image).digit == labels[index]
+    assert_read_without_its_lines(mnist_test, recognizer, index)
 
 
 @pytest.mark.parametrize("index", [8303, 6605, 348, 1104])  # a 1, 6, 1 and 7: all four read 2 (unsure)
@@ -162,11 +164,7 @@ def test_what_a_ruled_line_leaves_beside_it_is_not_taken_for_writing(mnist_test,
     # themselves made the writing seem to span the whole width, and the lines were kept: the ends of lines that
     # cross only a corner of the picture (8303, 6605), and slivers along a line's edges where the line is a little
     # thicker or more turned than it was found to be (348, 1104).
-    images, labels = mnist_test
-    image = render(images[index], "lined_paper", seed=index)
-    left, top, right, bottom = preprocess(image).ink_box
-    assert right - left < 0.5 * image.width, "the ruled lines should not be part of the ink"
-    assert recognizer.predict(image).digit == labels[index]
+    assert_read_without_its_lines(mnist_test, recognizer, index)
 
 
 @pytest.mark.parametrize("index", [2769, 786, 1246, 243])
