@@ -525,7 +525,8 @@ def _on_lines(lines: list[RuledLine], shape: tuple[int, int]) -> np.ndarray:
 def _remove_turned_lines(mask: np.ndarray, smooth: np.ndarray, writing: np.ndarray, lines: list[RuledLine],
                          zoom: float) -> np.ndarray:
     """Remove ``lines`` from ``mask`` if they run well past the ``writing`` (the ink off every line found).
-    Strokes crossing a line keep their pixels on it."""
+    Strokes crossing a line keep their pixels on it, and so does ink ``INK_OVER_LINE`` times darker than the line (a
+    stroke running along it; ``smooth`` is the ink signal)."""
     height, width = mask.shape
     if not _runs_past(writing):
         return mask
@@ -570,13 +571,14 @@ def _thin_line(height: int, zoom: float) -> int:
 def _thickest_line(writing: np.ndarray, zoom: float) -> int:
     """How many rows thick a ruled line beside ``writing`` (the ink off the lines) may be: a few pixels, or, where the
     lines run well past the writing, ``LINE_THICKNESS`` of its height (a close-up photo makes them thick in pixels,
-    but they stay thin next to the writing; in a tightly cropped digit, a band is one of its own strokes)."""
+    but they stay thin next to the writing; in a tightly cropped digit, a band is one of its own strokes), though
+    never more than ``LINE_MAX_SHARE`` of the picture's height."""
     height = writing.shape[0]
     thickest = _thin_line(height, zoom)
     if _runs_past(writing):
         rows = np.flatnonzero(writing.any(axis=1))
-        thickest = max(thickest, min(math.ceil(LINE_THICKNESS * (rows[-1] + 1 - rows[0])),
-                                         math.floor(LINE_MAX_SHARE * height)))
+        writing_height = rows[-1] + 1 - rows[0]
+        thickest = max(thickest, min(math.ceil(LINE_THICKNESS * writing_height), math.floor(LINE_MAX_SHARE * height)))
     return thickest
 
 
