@@ -55,7 +55,7 @@ LINE_MAX_SHARE = 0.1  # ... and never more than this fraction of the picture's h
 LINE_MAX_TILT = 12  # degrees: ruled lines turned by up to this much (paper photographed askew) are found too
 LINE_SLOPES = np.tan(np.radians(np.arange(-LINE_MAX_TILT, LINE_MAX_TILT + 0.25, 0.5)))
 LEAST_TURN = math.tan(math.radians(0.5))  # lines within this slope of level are left to the level-line step
-INK_OVER_LINE = 2.0  # ink this many times darker than a turned ruled line (its 75th percentile) is kept on it
+INK_OVER_LINE = 2.0  # ink this many times darker than a ruled line (its 75th percentile) is kept on it
 TURNED_LINE_COVERAGE = 0.9  # a turned line is inked along this much of the picture (where it lies inside it)
 WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touching digits; at 0.6, 159 of 160
 # touching pairs were caught instead of 119 ("11", "14", "71" can be narrower), but the REST route served 17% fewer
@@ -548,11 +548,15 @@ def _remove_turned_lines(mask: np.ndarray, smooth: np.ndarray, writing: np.ndarr
         above = mask[np.clip(top - 1, 0, height - 1), columns] | mask[np.clip(top - 2, 0, height - 1), columns]
         below = mask[np.clip(bottom + 1, 0, height - 1), columns] | mask[np.clip(bottom + 2, 0, height - 1), columns]
         rows, band_columns = _line_band(line, mask.shape)
-        signal = smooth[rows, band_columns]
-        darker = signal > INK_OVER_LINE * np.percentile(signal, 75)
-        kept = (above & below)[band_columns] | darker
+        kept = (above & below)[band_columns] | _darker_than_line(smooth[rows, band_columns])
         cleaned[rows[~kept], band_columns[~kept]] = False
     return cleaned
+
+
+def _darker_than_line(signal: np.ndarray) -> np.ndarray:
+    """Where the ink ``signal`` on a ruled line's band is ``INK_OVER_LINE`` times the line's own (its 75th percentile):
+    a stroke running along the line."""
+    return signal > INK_OVER_LINE * np.percentile(signal, 75)
 
 
 def _runs_past(writing: np.ndarray) -> bool:
@@ -659,7 +663,8 @@ def _remove_horizontal_lines(mask: np.ndarray, smooth: np.ndarray, level: float,
     for band in rows:
         above = mask[max(band[0] - 2, 0) : band[0]].any(axis=0)
         below = mask[band[-1] + 1 : band[-1] + 3].any(axis=0)
-        cleaned[band] = mask[band] & above & below  # strokes crossing the line keep their pixels on it
+        # strokes crossing the line keep their pixels on it, and so do strokes running along it
+        cleaned[band] = mask[band] & ((above & below) | _darker_than_line(smooth[band]))
     return cleaned
 
 
