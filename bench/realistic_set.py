@@ -9,6 +9,10 @@ writer inked solid).
 
     python bench/realistic_set.py                      # 300 images per kind → bench/data/realistic/
     python bench/realistic_set.py --per-kind 50 --kinds photo scan
+    python bench/realistic_set.py --digits validation --output bench/data/realistic_dev   # a dev set, for tuning
+
+``--digits validation`` draws the 5,000 MNIST training digits held out for validation (the split every model uses)
+instead, so that choices about preprocessing and models can be made without looking at the test digits.
 
 Layout (ImageFolder): ``bench/data/realistic/<kind>/<digit>/<index>.png`` (``.jpg`` for photos and lined paper).
 :func:`render` draws one image from a 28×28 array, for tests.
@@ -505,7 +509,7 @@ def extension(kind: str) -> str:
 
 
 def balanced_indices(labels: np.ndarray, per_kind: int, kind: str) -> list[int]:
-    """``per_kind`` MNIST test indices, the same number of each digit, chosen per kind (deterministic)."""
+    """``per_kind`` indices into ``labels``, the same number of each digit, chosen per kind (deterministic)."""
     rng = np.random.default_rng([SEED, KINDS.index(kind), 999])
     chosen = []
     for digit in range(10):
@@ -529,11 +533,21 @@ def is_stale(folder: Path) -> bool:
     return marker.is_file() and marker.read_text() != stamp()
 
 
-def generate(output: Path, data_root: Path, per_kind: int, kinds) -> None:
-    """Draw ``per_kind`` images of each kind into ``output/<kind>/``. A kind folder this module drew (stamped) is
+def digit_pool(data_root: Path, digits: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of the MNIST test digits, or of the held-out validation digits of the training set."""
+    if digits == "test":
+        images, labels = mnist.load(data_root, train=False)
+        return images.numpy(), labels.numpy()
+    images, labels = mnist.load(data_root, train=True)
+    _, validation = mnist.split(len(labels))
+    return images[validation].numpy(), labels[validation].numpy()
+
+
+def generate(output: Path, data_root: Path, per_kind: int, kinds, digits: str = "test") -> None:
+    """Draw ``per_kind`` images of each kind from the ``digits`` pool (``test`` or ``validation``) into
+    ``output/<kind>/``, each named by its digit's index in that pool. A kind folder this module drew (stamped) is
     replaced and a new one stamped; into a folder of someone's own images it only adds, and leaves it unstamped."""
-    images, labels = mnist.load(data_root, train=False)
-    images, labels = images.numpy(), labels.numpy()
+    images, labels = digit_pool(data_root, digits)
     for kind in kinds:
         kind_folder = output / kind
         ours = not kind_folder.exists() or (kind_folder / STAMP_FILE).is_file() or not any(kind_folder.iterdir())
@@ -561,8 +575,10 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="folder holding MNIST/raw")
     parser.add_argument("--per-kind", type=int, default=300, help="images per kind (balanced over the 10 digits)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--digits", choices=("test", "validation"), default="test",
+                        help="MNIST digits to draw: test (the benchmark) or held-out validation (a dev set, for tuning)")
     arguments = parser.parse_args()
-    generate(arguments.output, arguments.data_root, arguments.per_kind, arguments.kinds)
+    generate(arguments.output, arguments.data_root, arguments.per_kind, arguments.kinds, arguments.digits)
 
 
 if __name__ == "__main__":

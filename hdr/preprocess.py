@@ -55,6 +55,7 @@ LINE_MAX_SHARE = 0.1  # ... and never more than this fraction of the picture's h
 LINE_MAX_TILT = 12  # degrees: ruled lines turned by up to this much (paper photographed askew) are found too
 LINE_SLOPES = np.tan(np.radians(np.arange(-LINE_MAX_TILT, LINE_MAX_TILT + 0.25, 0.5)))
 LEAST_TURN = math.tan(math.radians(0.5))  # lines within this slope of level are left to the level-line step
+LINE_END_TURN = math.tan(math.radians(1.5))  # the end of a further line may be turned this much more than those found
 INK_OVER_LINE = 2.0  # ink this many times darker than a ruled line (its 75th percentile) is kept on it
 TURNED_LINE_COVERAGE = 0.9  # a turned line is inked along this much of the picture (where it lies inside it)
 WIDE_INK_ASPECT = 1.0  # one piece of ink this wide for its height may be touching digits; at 0.6, 159 of 160
@@ -453,19 +454,23 @@ def _lines_in(signal: np.ndarray, step: int) -> list[RuledLine]:
     needed = LINE_COVERAGE * width
     lines = []
     for group in range(1, count + 1):
-        # the slope nearest level of those that fit the line (nearly) best: a thick line fits several
         in_group = np.where(groups == group, counts, 0)
-        fitting = in_group >= 0.95 * in_group.max()
-        slope_index = min(np.flatnonzero(fitting.any(axis=1)), key=lambda index: abs(LINE_SLOPES[index]))
-        peak = (slope_index, int(np.argmax(in_group[slope_index])))
-        along = counts[peak[0]] >= needed / 2
-        first = last = peak[1]
-        while first > 0 and along[first - 1]:
-            first -= 1
-        while last < bins - 1 and along[last + 1]:
-            last += 1
-        line = RuledLine(float(LINE_SLOPES[peak[0]]), (first + last) / 2 - reach, last + 1.0 - first)
-        lines.append((int(counts[peak]) / max(int(within[peak]), 1), line))
+        fitting = in_group >= 0.95 * in_group.max()  # a thick line, or a thin one turned a little, fits several slopes
+
+        def line_at(slope_index: int) -> tuple[float, RuledLine]:
+            peak = (slope_index, int(np.argmax(in_group[slope_index])))
+            along = counts[slope_index] >= needed / 2
+            first = last = peak[1]
+            while first > 0 and along[first - 1]:
+                first -= 1
+            while last < bins - 1 and along[last + 1]:
+                last += 1
+            line = RuledLine(float(LINE_SLOPES[slope_index]), (first + last) / 2 - reach, last + 1.0 - first)
+            return int(counts[peak]) / max(int(within[peak]), 1), line
+
+        # of those, the slope along which the line is thinnest, and of these the one nearest level
+        candidates = [line_at(index) for index in np.flatnonzero(fitting.any(axis=1))]
+        lines.append(min(candidates, key=lambda fitted: (fitted[1].thickness, abs(fitted[1].slope))))
     return _distinct_lines(lines, width * step)
 
 
@@ -603,21 +608,25 @@ def _off_lines(mask: np.ndarray, on_lines: np.ndarray, near_lines: np.ndarray) -
 
 def _line_ends(pieces: np.ndarray, lines: list[RuledLine]) -> np.ndarray:
     """The pieces of ``pieces`` that are ends of more ruled lines beside ``lines`` (lines that cross only a corner of
-    the picture are not found): each reaches the picture's edge, and is long and no thicker than ``lines`` along
-    their slope."""
+    the picture are not found): each reaches the picture's edge, and is long and no thicker than ``lines`` along its
+    own slope, which is that of ``lines`` or up to ``LINE_END_TURN`` steeper or flatter."""
     ends = np.zeros(pieces.shape, bool)
     if not lines:
         return ends
-    slope = float(np.median([line.slope for line in lines]))
+    slopes = [line.slope for line in lines]
+    # in perspective, lines further out are turned further: an end may be turned a little more than any line found
+    least, most = min(slopes) - LINE_END_TURN, max(slopes) + LINE_END_TURN
     thickest = max(line.thickness for line in lines) + 2
     labels, _ = ndi.label(pieces, structure=np.ones((3, 3)))
     height, width = pieces.shape
     for index, box in enumerate(ndi.find_objects(labels), start=1):
         rows, columns = np.nonzero(labels[box] == index)
         rows, columns = rows + box[0].start, columns + box[1].start
-        across = rows - slope * columns
         at_edge = rows.min() == 0 or columns.min() == 0 or rows.max() == height - 1 or columns.max() == width - 1
-        if at_edge and np.ptp(across) <= thickest and np.ptp(columns) >= 3 * thickest:
+        if not at_edge or np.ptp(columns) < 3 * thickest:
+            continue
+        slope = float(np.clip(np.polyfit(columns, rows, 1)[0], least, most))  # the piece's own slope, if a line's
+        if np.ptp(rows - slope * columns) <= thickest:
             ends[box] |= labels[box] == index
     return ends
 
@@ -684,10 +693,20 @@ def _remove_edge_regions(mask: np.ndarray) -> np.ndarray:
     shortest = 0.08 * min(mask.shape)  # the limit is at least this long
     if contact.max() <= shortest:
         return mask  # nothing lies along the edge: spare the stroke-width measurement
+    # Ruled lines joined by a stroke touch the edge in several short stretches: count the longest on each side.
+    sides = [labels[:band], labels[-band:], labels[:, :band].T, labels[:, -band:].T]  # each band × its length
+    for region in np.flatnonzero(contact > shortest):
+        contact[region] = min(contact[region], sum(_longest_run((side == region).any(axis=0)) for side in sides))
     along_edge = contact > max(3 * stroke_width(mask), shortest)
     if not along_edge.any() or along_edge[1:].all():
         return mask  # nothing along the edge, or nothing else (then it is the drawing itself)
     return mask & ~along_edge[labels]
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    """The length of the longest run of True in a 1-D boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.view(np.int8), [0]])))
+    return int(np.max(edges[1::2] - edges[::2], initial=0))
 
 
 def _remove_specks(mask: np.ndarray) -> np.ndarray:
