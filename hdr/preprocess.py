@@ -249,7 +249,10 @@ def ink_map(image: Image.Image, single_digit: bool = True, zoom: float = 1.0) ->
     smooth = ndi.gaussian_filter(signal, 1.0)
     thresholds = _thresholds(smooth, noise)
     if thresholds is not None:
-        inside = _remove_edge_regions(smooth > thresholds[0])
+        rough = smooth > thresholds[0]
+        inside = _remove_edge_regions(rough)
+        if inside is not rough:  # ruled lines may join the writing to the edge: look again without them
+            inside = _remove_edge_regions(_remove_ruled_lines(rough, smooth, thresholds[0] / 2, zoom))
         if inside.any():  # the desk around a photographed sheet may be darker than the ink: measure the ink inside
             thresholds = _thresholds(smooth, noise, peak=float(smooth[inside].max()))
     if thresholds is None:
@@ -423,8 +426,8 @@ def _remove_ruled_lines(mask: np.ndarray, smooth: np.ndarray, level: float, zoom
         writing = _off_lines(mask, on_lines, near_lines)
         writing &= ~_line_ends(writing, across) & ~_line_ends(writing.T, down).T
         writing = _main_pieces(writing)
-        mask = _remove_turned_lines(mask, smooth, writing, across, zoom)
-        mask = _remove_turned_lines(mask.T, smooth.T, writing.T, down, zoom).T
+        mask = _remove_turned_lines(mask, smooth, writing, across, zoom, ruled_across=bool(down))
+        mask = _remove_turned_lines(mask.T, smooth.T, writing.T, down, zoom, ruled_across=bool(across)).T
     mask = _remove_horizontal_lines(mask, smooth, level, zoom)
     return _remove_horizontal_lines(mask.T, smooth.T, level, zoom).T
 
@@ -528,15 +531,16 @@ def _on_lines(lines: list[RuledLine], shape: tuple[int, int]) -> np.ndarray:
 
 
 def _remove_turned_lines(mask: np.ndarray, smooth: np.ndarray, writing: np.ndarray, lines: list[RuledLine],
-                         zoom: float) -> np.ndarray:
+                         zoom: float, ruled_across: bool) -> np.ndarray:
     """Remove ``lines`` from ``mask`` if they run well past the ``writing`` (the ink off every line found).
     Strokes crossing a line keep their pixels on it, and so does ink ``INK_OVER_LINE`` times darker than the line (a
-    stroke running along it; ``smooth`` is the ink signal)."""
+    stroke running along it; ``smooth`` is the ink signal). ``ruled_across``: lines were found across these too (the
+    paper is ruled both ways, so a single line among these is a margin, not a stroke)."""
     height, width = mask.shape
     if not _runs_past(writing):
         return mask
     written = np.flatnonzero(writing.any(axis=0))
-    if len(lines) == 1 and not 0.1 * width <= written[0] <= written[-1] < 0.9 * width:
+    if len(lines) == 1 and not ruled_across and not 0.1 * width <= written[0] <= written[-1] < 0.9 * width:
         return mask  # one line, not running past the writing on both sides: maybe a straight stroke of a drawing
     max_thickness = _thickest_line(writing, zoom)
     cleaned = mask.copy()
