@@ -17,9 +17,9 @@ from scipy.spatial import ConvexHull, QhullError
 THUMB_SIDE = 96  # the sheet is looked for on a thumbnail this size, in pictures at least this size (a smaller one
 # is a digit cropped or drawn small, not a photo of a sheet with a digit on it)
 MIN_CONTRAST = 0.15  # the sheet is this much brighter than the desk on average (luminance in [0, 1])
-MIN_EDGE_STEP = 0.2  # right across its edge, the sheet is this much brighter than the desk: 0.21 and up in 300 dev
-# drawings of notes on desks, while the better lit part of a page under vignetting, bounded by a ruled or margin line,
-# is 0.16-0.17 brighter than the rest (it passed for a sheet, and the digit on the page's edge was lost)
+MIN_EDGE_STEP = 0.185  # right across its edge, the sheet is this much brighter than the desk: 0.199 and up in 1,200
+# dev drawings of notes on desks, while the better lit part of a page under vignetting, bounded by a ruled or margin
+# line, is 0.155-0.174 brighter than the rest (it passed for a sheet, and the digit across its edge was lost)
 MIN_AREA, MAX_AREA = 0.08, 0.85  # share of the picture the sheet covers (above MAX_AREA the paper fills it anyway)
 MIN_SOLIDITY = 0.6  # the sheet is mostly paper: the ink on it (holes in the bright region) is less
 MIN_FOUR_CORNERED = 0.85  # share of it the largest four-cornered shape inside covers: a sheet (even in perspective
