@@ -3,6 +3,7 @@
     python bench/bench_realistic.py                 # shipped model; generates the set if missing or out of date
     python bench/bench_realistic.py --model path/to/model_folder --per-kind 100
     python bench/bench_realistic.py --record        # also adds the figures to the model's metrics.json and card
+    python bench/bench_realistic.py --digits validation --data bench/data/realistic_dev --output /tmp/dev.json  # dev set
 
 For every kind of bench/realistic_set.py: hdr accuracy (``preprocess`` + model), the naive baseline
 (grayscale + ``resize((28, 28))``, no inversion, same model), the rate of predictions flagged unsure,
@@ -169,6 +170,8 @@ def main() -> None:
                         help="the realistic set (generated where missing or drawn by an older realistic_set.py)")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="MNIST root, for generating")
     parser.add_argument("--per-kind", type=int, default=300, help="images per kind when generating")
+    parser.add_argument("--digits", choices=("test", "validation"), default="test",
+                        help="MNIST digits to draw when generating: test (the benchmark) or validation (a dev set)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--non-digits-per-shape", type=int, default=40,
                         help="non-digit images per drawn shape (and 5× as many Fashion-MNIST images)")
@@ -180,7 +183,7 @@ def main() -> None:
     missing = [kind for kind in arguments.kinds
                if not labelled_files(arguments.data / kind) or is_stale(arguments.data / kind)]
     if missing:
-        generate(arguments.data, arguments.data_root, arguments.per_kind, missing)
+        generate(arguments.data, arguments.data_root, arguments.per_kind, missing, arguments.digits)
     recognizer = Recognizer.from_pretrained(arguments.model)
     if arguments.record and recognizer.source.kind == "hub":
         parser.error("--record writes into a model folder: pass a local folder or the shipped model, not a hub repo")
