@@ -3,7 +3,7 @@
     python bench/bench_realistic.py                 # shipped model; generates the set if missing or out of date
     python bench/bench_realistic.py --model path/to/model_folder --per-kind 100
     python bench/bench_realistic.py --record        # also adds the figures to the model's metrics.json and card
-    python bench/bench_realistic.py --digits validation --data bench/data/realistic_dev --output /tmp/dev.json  # dev set
+    python bench/bench_realistic.py --digits validation --data bench/data/realistic_dev --output /tmp/dev.json
 
 For every kind of bench/realistic_set.py: hdr accuracy (``preprocess`` + model), the naive baseline
 (grayscale + ``resize((28, 28))``, no inversion, same model), the rate of predictions flagged unsure,

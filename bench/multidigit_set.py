@@ -133,9 +133,8 @@ def digit_pool(data_root: str, digits: str) -> DigitPool:
     """The MNIST test digits, or the held-out validation digits of the training set."""
     if digits == "test":
         return DigitPool.from_mnist(data_root)
-    images, labels = mnist.load(data_root, train=True)
-    _, validation = mnist.split(len(labels))  # the held-out split of the default configs
-    return DigitPool(images[validation].numpy(), labels[validation].numpy())
+    images, labels = mnist.load_validation(data_root)
+    return DigitPool(images.numpy(), labels.numpy())
 
 
 def main() -> None:

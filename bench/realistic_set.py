@@ -535,12 +535,8 @@ def is_stale(folder: Path) -> bool:
 
 def digit_pool(data_root: Path, digits: str) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of the MNIST test digits, or of the held-out validation digits of the training set."""
-    if digits == "test":
-        images, labels = mnist.load(data_root, train=False)
-        return images.numpy(), labels.numpy()
-    images, labels = mnist.load(data_root, train=True)
-    _, validation = mnist.split(len(labels))
-    return images[validation].numpy(), labels[validation].numpy()
+    images, labels = mnist.load(data_root, train=False) if digits == "test" else mnist.load_validation(data_root)
+    return images.numpy(), labels.numpy()
 
 
 def generate(output: Path, data_root: Path, per_kind: int, kinds, digits: str = "test") -> None:
@@ -576,7 +572,7 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=300, help="images per kind (balanced over the 10 digits)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--digits", choices=("test", "validation"), default="test",
-                        help="MNIST digits to draw: test (the benchmark) or held-out validation (a dev set, for tuning)")
+                        help="MNIST digits to draw: test (the benchmark) or held-out validation (a dev set)")
     arguments = parser.parse_args()
     generate(arguments.output, arguments.data_root, arguments.per_kind, arguments.kinds, arguments.digits)
 

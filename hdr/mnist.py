@@ -96,6 +96,14 @@ def split(count: int, val_size: int = VALIDATION_SIZE, seed: int = SPLIT_SEED) -
     return order[val_size:], order[:val_size]
 
 
+def load_validation(root: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels of the training images every model holds out for validation (the default :func:`split`):
+    digits for dev sets, on which choices can be made without looking at the test split."""
+    images, labels = load(root, train=True)
+    _, validation = split(len(labels))
+    return images[validation], labels[validation]
+
+
 def fetch_if_missing(root: str | Path, allowed: bool) -> None:
     """Download MNIST into ``root`` when it is not there and downloading is ``allowed``."""
     if allowed and not is_present(root):

@@ -251,7 +251,7 @@ def ink_map(image: Image.Image, single_digit: bool = True, zoom: float = 1.0) ->
     if thresholds is not None:
         rough = smooth > thresholds[0]
         inside = _remove_edge_regions(rough)
-        if inside is not rough:  # ruled lines may join the writing to the edge: look again without them
+        if not np.array_equal(inside, rough):  # ruled lines may join the writing to the edge: look again without them
             inside = _remove_edge_regions(_remove_ruled_lines(rough, smooth, thresholds[0] / 2, zoom))
         if inside.any():  # the desk around a photographed sheet may be darker than the ink: measure the ink inside
             thresholds = _thresholds(smooth, noise, peak=float(smooth[inside].max()))
@@ -459,22 +459,26 @@ def _lines_in(signal: np.ndarray, step: int) -> list[RuledLine]:
     for group in range(1, count + 1):
         in_group = np.where(groups == group, counts, 0)
         fitting = in_group >= 0.95 * in_group.max()  # a thick line, or a thin one turned a little, fits several slopes
-
-        def line_at(slope_index: int) -> tuple[float, RuledLine]:
-            peak = (slope_index, int(np.argmax(in_group[slope_index])))
-            along = counts[slope_index] >= needed / 2
-            first = last = peak[1]
-            while first > 0 and along[first - 1]:
-                first -= 1
-            while last < bins - 1 and along[last + 1]:
-                last += 1
-            line = RuledLine(float(LINE_SLOPES[slope_index]), (first + last) / 2 - reach, last + 1.0 - first)
-            return int(counts[peak]) / max(int(within[peak]), 1), line
-
         # of those, the slope along which the line is thinnest, and of these the one nearest level
-        candidates = [line_at(index) for index in np.flatnonzero(fitting.any(axis=1))]
+        candidates = [_line_along(slope_index, in_group, counts, within, needed, reach)
+                      for slope_index in np.flatnonzero(fitting.any(axis=1))]
         lines.append(min(candidates, key=lambda fitted: (fitted[1].thickness, abs(fitted[1].slope))))
     return _distinct_lines(lines, width * step)
+
+
+def _line_along(slope_index: int, in_group: np.ndarray, counts: np.ndarray, within: np.ndarray, needed: float,
+                reach: int) -> tuple[float, RuledLine]:
+    """The line of a group of :func:`_lines_in` at one slope, and how well it fits: its offset where the group
+    counts most inked columns (``in_group``), its thickness the offsets next to it inked along half of ``needed``."""
+    peak = (slope_index, int(np.argmax(in_group[slope_index])))
+    along = counts[slope_index] >= needed / 2
+    first = last = peak[1]
+    while first > 0 and along[first - 1]:
+        first -= 1
+    while last < len(along) - 1 and along[last + 1]:
+        last += 1
+    line = RuledLine(float(LINE_SLOPES[slope_index]), (first + last) / 2 - reach, last + 1.0 - first)
+    return int(counts[peak]) / max(int(within[peak]), 1), line
 
 
 def _distinct_lines(fitted: list[tuple[float, RuledLine]], width: int) -> list[RuledLine]:

@@ -40,11 +40,10 @@ def mnist_train(data_root) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def mnist_validation(mnist_train) -> tuple[np.ndarray, np.ndarray]:
-    """The training digits every model holds out for validation (uint8 N×28×28) and labels: the realistic dev set's."""
-    images, labels = mnist_train
-    _, validation = mnist.split(len(labels))
-    return images[validation.numpy()], labels[validation.numpy()]
+def mnist_validation(data_root) -> tuple[np.ndarray, np.ndarray]:
+    """The training digits every model holds out for validation (uint8 N×28×28) and labels: the dev sets' digits."""
+    images, labels = mnist.load_validation(data_root)
+    return images.numpy(), labels.numpy()
 
 
 @pytest.fixture(scope="session")
