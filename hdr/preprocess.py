@@ -232,14 +232,16 @@ def ink_map(image: Image.Image, single_digit: bool = True, zoom: float = 1.0) ->
     Transparent canvases (mostly transparent pixels) give their ink in the alpha channel. Otherwise the
     image is turned to grayscale, the paper (with its lighting gradient) is fitted and removed, the
     polarity is decided from which tail of the residual is heavier (dark ink on light paper, or light
-    chalk on a dark board), and a noise-aware threshold keeps the strokes. Long thin ruled lines and
-    regions along the image edge are removed; for a ``single_digit``, so are blobs small next to the
-    largest or far from it (pass ``False`` for numbers, whose decimal points and far digits must stay).
+    chalk on a dark board), and a noise-aware threshold keeps the strokes. Long thin ruled lines (not on a
+    transparent canvas, which holds strokes only) and regions along the image edge are removed; for a
+    ``single_digit``, so are blobs small next to the largest or far from it (pass ``False`` for numbers, whose
+    decimal points and far digits must stay).
     ``zoom`` says how many times finer than a working copy of the whole page ``image`` is (a close look at
     part of it): ruled lines are that many times thicker.
     """
     luminance, alpha = _luminance_and_alpha(image)
-    if alpha is not None and np.mean(alpha < 0.5) > 0.5:
+    canvas = alpha is not None and np.mean(alpha < 0.5) > 0.5
+    if canvas:
         signal, noise = alpha, 0.0  # a transparent canvas: the strokes are the opaque pixels
     else:
         if alpha is not None:  # mostly opaque with transparent holes: fill them with the paper colour
@@ -258,7 +260,9 @@ def ink_map(image: Image.Image, single_digit: bool = True, zoom: float = 1.0) ->
     if thresholds is None:
         return np.zeros(signal.shape, np.float32)
     faint, clear = thresholds
-    mask = _remove_ruled_lines(smooth > faint, smooth, faint / 2, zoom)
+    mask = smooth > faint
+    if not canvas:  # a transparent canvas holds strokes only: no paper, so no ruled lines
+        mask = _remove_ruled_lines(mask, smooth, faint / 2, zoom)
     mask = _hysteresis(mask, smooth > clear)
     mask = _remove_edge_regions(mask)
     if single_digit:

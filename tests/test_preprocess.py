@@ -448,6 +448,14 @@ def test_transparent_canvas_ink_comes_from_alpha(examples, recognizer):
     assert recognizer.predict(rgba).digit == label
 
 
+def test_a_long_stroke_on_a_transparent_canvas_is_not_taken_for_a_ruled_line(mnist_validation, recognizer):
+    # This 4's right stroke runs down most of the canvas: the level-line step took it for a margin line and removed
+    # it, and the 4, an L with a dot, read 6. A transparent canvas holds strokes only, and no paper with lines.
+    images, labels = mnist_validation
+    prediction = recognizer.predict(render(images[1647], "sketch_transparent", seed=1647))
+    assert prediction.digit == labels[1647] == 4
+
+
 def test_arrays_of_every_layout_are_accepted(examples):
     image, _ = examples["sketch_white"][0]
     rgb = np.asarray(image.convert("RGB"))
