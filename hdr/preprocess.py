@@ -253,7 +253,8 @@ def ink_map(image: Image.Image, single_digit: bool = True, zoom: float = 1.0) ->
     if thresholds is not None:
         rough = smooth > thresholds[0]
         inside = _remove_edge_regions(rough)
-        if not np.array_equal(inside, rough):  # ruled lines may join the writing to the edge: look again without them
+        # ruled lines may join the writing to the edge: look again without them (a canvas has none)
+        if not canvas and not np.array_equal(inside, rough):
             inside = _remove_edge_regions(_remove_ruled_lines(rough, smooth, thresholds[0] / 2, zoom))
         if inside.any():  # the desk around a photographed sheet may be darker than the ink: measure the ink inside
             thresholds = _thresholds(smooth, noise, peak=float(smooth[inside].max()))
