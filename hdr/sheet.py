@@ -16,6 +16,8 @@ from scipy.spatial import ConvexHull, QhullError
 
 THUMB_SIDE = 96  # the sheet is looked for on a thumbnail this size, in pictures at least this size (a smaller one
 # is a digit cropped or drawn small, not a photo of a sheet with a digit on it)
+LEVEL_STEP = 1 / 64  # the sheet is looked for above Otsu's level and, while the bright region there is not convex,
+# above levels higher by this step
 MIN_CONTRAST = 0.15  # the sheet is this much brighter than the desk on average (luminance in [0, 1])
 MIN_EDGE_STEP = 0.185  # right across its edge, the sheet is this much brighter than the desk: 0.199 and up in 1,200
 # dev drawings of notes on desks, while the better lit part of a page under vignetting, bounded by a ruled or margin
@@ -89,19 +91,15 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     if "A" in thumb.getbands() and np.asarray(thumb.getchannel("A")).min() < 250:
         return None  # a transparent canvas, not a photo
     luminance = np.asarray(thumb.convert("L"), np.float32) / 255
-    bright = luminance > otsu_level(luminance)
-    if bright.all() or not bright.any() or luminance[bright].mean() - luminance[~bright].mean() < MIN_CONTRAST:
-        return None
-    sheet = largest_region(bright)
-    filled = ndi.binary_fill_holes(sheet)
-    if filled.mean() > MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
-        return None  # paper filling the picture, or not mostly paper (the bays below only make it more so)
-    hull, hull_area = convex_hull(filled)  # the bays lie inside it: it is the hull of the region with them too
-    filled |= ink_bays(filled, hull)
-    if not MIN_AREA <= filled.mean() <= MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
-        return None
-    if filled.sum() < MIN_CONVEX * hull_area:
-        return None
+    for raised, level in enumerate(_levels(luminance)):
+        found = _bright_region(luminance, level)
+        if found is None:
+            return None
+        bright, sheet, filled, hull, convex = found
+        if convex:
+            break
+    else:
+        return None  # joined to something else bright at every level
     if largest_quadrilateral_area(hull) < MIN_FOUR_CORNERED * filled.sum():
         return None
     if edge_step(luminance, filled) < MIN_EDGE_STEP:
@@ -111,6 +109,8 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     if sharpness < MIN_SHARPNESS:
         return None
     if ink_crosses_edge(fine, edge_depth(convex_polygon_mask(hull, filled.shape), fine.shape)):
+        if raised:
+            return None  # above Otsu's level only a whole sheet is looked for, its writing on it
         # The region is the brighter part of a larger paper: of a page partly in shadow, if with the dimmer paper it
         # fills the picture (no sheet then, but a shadowed page), else of a sheet lit unevenly (the region holds most
         # of its writing).
@@ -132,6 +132,35 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     inside = Image.fromarray(inside[window]).resize(crop.size, Image.Resampling.NEAREST)
     turn = turn_of_smallest_rectangle(hull)
     return Sheet(Image.composite(crop, paper, inside), box, turn if abs(turn) >= MIN_TURN else 0.0)
+
+
+def _levels(luminance: np.ndarray) -> np.ndarray:
+    """The brightness levels above which the sheet is looked for, in turn: Otsu's level, then higher ones, up to
+    Otsu's level among the pixels above it, in steps of LEVEL_STEP. At Otsu's level the sheet may be joined to
+    bright parts of the desk (streaks of wood grain, a lit patch) into a region that is not convex; higher, they
+    fall away."""
+    level = otsu_level(luminance)
+    above = luminance[luminance > level]
+    highest = otsu_level(above) if above.size else level
+    return np.arange(level, max(level, highest) + LEVEL_STEP / 2, LEVEL_STEP)
+
+
+def _bright_region(luminance: np.ndarray, level: float):
+    """The largest region brighter than ``level`` in a thumbnail's ``luminance``, if it could be a sheet (large, and
+    solid: mostly paper): the bright mask, that region, the region with its holes and ink bays filled, and whether it
+    is convex (else it is joined to something else bright). ``None`` where it could not."""
+    bright = luminance > level
+    if bright.all() or not bright.any() or luminance[bright].mean() - luminance[~bright].mean() < MIN_CONTRAST:
+        return None
+    sheet = largest_region(bright)
+    filled = ndi.binary_fill_holes(sheet)
+    if filled.mean() > MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
+        return None  # paper filling the picture, or not mostly paper (the bays below only make it more so)
+    hull, hull_area = convex_hull(filled)  # the bays lie inside it: it is the hull of the region with them too
+    filled |= ink_bays(filled, hull)
+    if not MIN_AREA <= filled.mean() <= MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
+        return None
+    return bright, sheet, filled, hull, filled.sum() >= MIN_CONVEX * hull_area
 
 
 def largest_region(mask: np.ndarray) -> np.ndarray:

@@ -374,6 +374,27 @@ def test_a_bold_stroke_running_off_the_sheet_leaves_it_a_sheet(recognizer, turn)
     assert recognizer.predict(photo).digit == 7
 
 
+@pytest.mark.parametrize("joined_by", ["streaks", "lit_patch"])
+def test_a_sheet_joined_to_bright_parts_of_the_desk_is_found(mnist_test, recognizer, joined_by):
+    """Streaks of bright wood grain running into the sheet, or a lit patch of desk beside it, are brighter than
+    Otsu's level: with the sheet they made one bright region that is no sheet (not convex), and the photo was read
+    whole, the sheet taken for a huge stroke. Above a higher level they fall away and the sheet is found."""
+    images, labels = mnist_test
+    sheet = (500, 250, 1000, 700)
+    for index in range(5):
+        photo = note_on_desk(images[index], sheet, 60)
+        draw = ImageDraw.Draw(photo)
+        if joined_by == "streaks":
+            for x in range(80, 1150, 90):
+                draw.rectangle([x, 0, x + 12, 260], fill=165)
+        else:
+            draw.polygon([(990, 560), (1200, 420), (1200, 900), (700, 900), (700, 690)], fill=150)
+            photo.paste(note_on_desk(images[index], sheet, 60).crop(sheet), sheet[:2])
+        found = find_sheet(photo)
+        assert found is not None and abs(found.box[0] - sheet[0]) < 30 and abs(found.box[2] - sheet[2]) < 30
+        assert recognizer.predict(photo).digit == labels[index]
+
+
 def test_a_digit_too_small_to_be_a_photo_of_a_sheet_is_read_whole(mnist_test, recognizer):
     """MNIST's own 28×28 images, light on black, uploaded as they are: the bold strokes of these 20 looked like a sheet
     on a desk, and read on that "sheet" 5 were wrong and 16 unsure. A picture this small is no photo of a sheet."""
