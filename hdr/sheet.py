@@ -16,8 +16,8 @@ from scipy.spatial import ConvexHull, QhullError
 
 THUMB_SIDE = 96  # the sheet is looked for on a thumbnail this size, in pictures at least this size (a smaller one
 # is a digit cropped or drawn small, not a photo of a sheet with a digit on it)
-LEVEL_STEP = 1 / 64  # the sheet is looked for above Otsu's level and, while the bright region there is not convex,
-# above levels higher by this step
+RAISED_LEVELS = 4  # the sheet is looked for above Otsu's level and, while the bright region there is not convex,
+# above this many higher levels
 MIN_CONTRAST = 0.15  # the sheet is this much brighter than the desk on average (luminance in [0, 1])
 MIN_EDGE_STEP = 0.185  # right across its edge, the sheet is this much brighter than the desk: 0.199 and up in 1,200
 # dev drawings of notes on desks, while the better lit part of a page under vignetting, bounded by a ruled or margin
@@ -99,7 +99,7 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
         if convex:
             break
     else:
-        return None  # joined to something else bright at every level
+        return None  # joined to the desk at every level
     if largest_quadrilateral_area(hull) < MIN_FOUR_CORNERED * filled.sum():
         return None
     if edge_step(luminance, filled) < MIN_EDGE_STEP:
@@ -135,14 +135,13 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
 
 
 def _levels(luminance: np.ndarray) -> np.ndarray:
-    """The brightness levels above which the sheet is looked for, in turn: Otsu's level, then higher ones, up to
-    Otsu's level among the pixels above it, in steps of LEVEL_STEP. At Otsu's level the sheet may be joined to
-    bright parts of the desk (streaks of wood grain, a lit patch) into a region that is not convex; higher, they
-    fall away."""
+    """The brightness levels above which the sheet is looked for, in turn: Otsu's level, then RAISED_LEVELS higher
+    ones evenly up to Otsu's level among the pixels above it. At Otsu's level the sheet may be joined to bright parts
+    of the desk (streaks of wood grain, a lit patch) into a region that is not convex; higher, they fall away."""
     level = otsu_level(luminance)
     above = luminance[luminance > level]
     highest = otsu_level(above) if above.size else level
-    return np.arange(level, max(level, highest) + LEVEL_STEP / 2, LEVEL_STEP)
+    return np.unique(np.linspace(level, max(level, highest), 1 + RAISED_LEVELS))
 
 
 def _bright_region(luminance: np.ndarray, level: float):
