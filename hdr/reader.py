@@ -207,9 +207,10 @@ class Place:
 
 
 def place_characters(strip: Strip, characters: list[Character], peak_offset: float = 0.0) -> list[Place]:
-    """Each character's ink: what lies between the emptiest ink columns separating it from its neighbours
-    (searched between the columns where the reader saw them: its peaks, moved back by ``peak_offset`` digit
-    heights, see :class:`LineNet`)."""
+    """Each character's ink: what lies between the cuts separating it from its neighbours. Between the columns where
+    the reader saw two neighbours (its peaks, moved back by ``peak_offset`` digit heights, see :class:`LineNet`), the
+    cut runs through the middle of the empty columns; where ink joins them (touching or overlapping digits), no
+    column says where one ends, and the cut runs midway between them."""
     frame_left, frame_top = strip.origin
     mask = strip.ink > INK_THRESHOLD
     column_ink = mask.sum(0)
@@ -218,10 +219,9 @@ def place_characters(strip: Strip, characters: list[Character], peak_offset: flo
     centres = [min(max(int(column) - frame_left, 0), mask.shape[1] - 1) for column in seen]
     edges, clean = [0], [True]
     for left, right in zip(centres, centres[1:]):
-        span = column_ink[left : right + 1]
-        emptiest = np.flatnonzero(span == span.min())
-        edges.append(left + (int(emptiest[0]) + int(emptiest[-1]) + 1) // 2)
-        clean.append(span.min() == 0)
+        empty = np.flatnonzero(column_ink[left : right + 1] == 0)
+        edges.append(left + (int(empty[0]) + int(empty[-1]) + 1) // 2 if empty.size else (left + right + 1) // 2)
+        clean.append(empty.size > 0)
     edges.append(mask.shape[1])
     clean.append(True)
     places = []
