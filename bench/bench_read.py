@@ -4,15 +4,16 @@
     python -m bench.bench_read --model path/or/repo-id --line-reader path/to/line/reader --limit 50
 
 Exact match compares the whole text (digits, separators, spaces); digit accuracy is
-1 − edit distance / length over the digits alone. "Flagged" is the share of readings marked ``unsure``
-(an unreadable image counts as flagged), next to the exact match of the others; overall, the exact match
-of the readings whose confidence reaches a few thresholds says how far ``Reading.confidence`` can be
-trusted. "Several" is the share of images that the one-digit route (``predict``) takes for several digits
-instead of answering one digit. "Misread alone" is the share of numbers holding a digit that the digit classifier
-misreads even on its own, in its original MNIST form (the set records each digit's source), next to the exact
-match of the other numbers: how much of what is lost is MNIST's own ambiguous digits rather than reading. The
-baseline classifies each connected component left to right (no merging, splitting or separators). Prints a
-table, writes ``bench/results/read.json``.
+1 − edit distance / length over the digits alone. "Boxes" is the share of digits whose box lies on the digit
+(intersection over union with its true box at least 0.5), over the numbers read with as many digits as they hold.
+"Flagged" is the share of readings marked ``unsure`` (an unreadable image counts as flagged), next to the exact
+match of the others; overall, the exact match of the readings whose confidence reaches a few thresholds says how
+far ``Reading.confidence`` can be trusted. "Several" is the share of images that the one-digit route (``predict``)
+takes for several digits instead of answering one digit. "Misread alone" is the share of numbers holding a digit
+that the digit classifier misreads even on its own, in its original MNIST form (the set records each digit's
+source), next to the exact match of the other numbers: how much of what is lost is MNIST's own ambiguous digits
+rather than reading. The baseline classifies each connected component left to right (no merging, splitting or
+separators). Prints a table, writes ``bench/results/read.json``.
 """
 from __future__ import annotations
 
@@ -49,6 +50,22 @@ def digit_accuracy(predicted: str, truth: str) -> float:
     """1 − edit distance / length over the digits of both strings (0 at worst)."""
     predicted, truth = "".join(filter(str.isdigit, predicted)), "".join(filter(str.isdigit, truth))
     return max(0.0, 1 - edit_distance(predicted, truth) / len(truth))
+
+
+def box_overlap(a, b) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    width, height = max(0, min(a[2], b[2]) - max(a[0], b[0])), max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def boxes_on_digits(readings: list[Reading | None], records: list[dict]) -> np.ndarray:
+    """For each digit of the numbers read with as many digits as they hold: whether its box lies on the digit
+    (intersection over union with the digit's true box at least 0.5)."""
+    return np.array([box_overlap(digit.box, truth) >= 0.5
+                     for reading, record in zip(readings, records)
+                     if reading is not None and len(reading.digits) == len(record.get("boxes", ()))
+                     for digit, truth in zip(reading.digits, record["boxes"])], bool)
 
 
 def read_all(recognizer: Recognizer, images: list[Image.Image]) -> list[Reading | None]:
@@ -99,7 +116,7 @@ def misread_alone(recognizer: Recognizer, records: list[dict], data_root: str) -
 def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int, data_root: str) -> dict:
     """Exact match and digit accuracy per subset for the reader and the baseline."""
     hard = misread_alone(recognizer, records, data_root)
-    results, right, flagged, confidences, misread = {}, [], [], [], []
+    results, right, flagged, confidences, misread, on_digits = {}, [], [], [], [], []
     for subset in SUBSETS:
         indices = [i for i, r in enumerate(records) if r["subset"] == subset][:limit]
         misread.append(hard[indices] if hard is not None else None)
@@ -116,12 +133,14 @@ def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int
         right.append(np.array([t == p for t, p in zip(truths, texts)]))
         flagged.append(np.array([reading is None or reading.unsure for reading in readings]))
         confidences.append(np.array([reading.confidence if reading else 0.0 for reading in readings]))
+        on_digits.append(boxes_on_digits(readings, chosen))
         results[subset] = {
             "n": len(chosen),
             "exact": float(right[-1].mean()),
             **flag_figures(right[-1], flagged[-1]),
             **misread_figures(right[-1], misread[-1]),
             "digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, texts)])),
+            "boxes_on_digits": share(on_digits[-1]),
             "baseline_exact": float(np.mean([t == p for t, p in zip(truths, baseline)])),
             "baseline_digit_accuracy": float(np.mean([digit_accuracy(p, t) for t, p in zip(truths, baseline)])),
             "ms_per_image": 1000 * seconds / max(1, len(chosen)),
@@ -135,6 +154,7 @@ def evaluate(recognizer: Recognizer, data: Path, records: list[dict], limit: int
     right, flagged, confidences = np.concatenate(right), np.concatenate(flagged), np.concatenate(confidences)
     overall.update(flag_figures(right, flagged))
     overall.update(misread_figures(right, np.concatenate(misread) if hard is not None else None))
+    overall["boxes_on_digits"] = share(np.concatenate(on_digits))
     overall["by_confidence"] = [{"at_least": threshold, "share": float((confidences >= threshold).mean()),
                                  "exact": float(right[confidences >= threshold].mean())}
                                 for threshold in CONFIDENCE_THRESHOLDS if (confidences >= threshold).any()]
@@ -157,16 +177,22 @@ def misread_figures(right: np.ndarray, misread: np.ndarray | None) -> dict:
             "exact_others": float(right[~misread].mean()) if (~misread).any() else None}
 
 
+def share(flags: np.ndarray) -> float | None:
+    """The share of true flags (None when there are none to count)."""
+    return float(flags.mean()) if flags.size else None
+
+
 def percent(value: float | None) -> str:
     return "-" if value is None else format(value, ".1%")
 
 
 def print_table(results: dict) -> None:
-    print(f"{'subset':<12} {'n':>5} {'exact':>7} {'digits':>7} {'flagged':>8} {'exact if not flagged':>21} "
-          f"{'misread alone':>14} {'exact others':>13} {'base exact':>11} {'base digits':>12} {'ms/img':>7} "
-          f"{'several':>8}")
+    print(f"{'subset':<12} {'n':>5} {'exact':>7} {'digits':>7} {'boxes':>6} {'flagged':>8} "
+          f"{'exact if not flagged':>21} {'misread alone':>14} {'exact others':>13} {'base exact':>11} "
+          f"{'base digits':>12} {'ms/img':>7} {'several':>8}")
     for subset, r in results.items():
-        print(f"{subset:<12} {r['n']:>5} {r['exact']:>7.1%} {r['digit_accuracy']:>7.1%} {r['flagged']:>8.1%} "
+        print(f"{subset:<12} {r['n']:>5} {r['exact']:>7.1%} {r['digit_accuracy']:>7.1%} "
+              f"{percent(r['boxes_on_digits']):>6} {r['flagged']:>8.1%} "
               f"{percent(r['exact_when_not_flagged']):>21} {percent(r['misread_alone']):>14} "
               f"{percent(r['exact_others']):>13} "
               f"{r['baseline_exact']:>11.1%} {r['baseline_digit_accuracy']:>12.1%} {r['ms_per_image']:>7.1f} "

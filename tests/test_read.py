@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from bench.bench_read import box_overlap
 from bench.multidigit_set import render_number
 from hdr.synthetic import DigitPool
 from hdr import BlankImageError, InvalidImageError
@@ -227,13 +228,6 @@ def test_boxes_match_the_digits(recognizer, pool):
         assert abs(found.box[0] - truth[0]) <= 3 and abs(found.box[2] - truth[2]) <= 3
 
 
-def box_overlap(a, b) -> float:
-    """Intersection over union of two (left, top, right, bottom) boxes."""
-    width, height = max(0, min(a[2], b[2]) - max(a[0], b[0])), max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 @pytest.mark.parametrize("text, seed", [("31415", 21), ("27182818", 22)])
 def test_boxes_sit_on_tightly_spaced_digits(recognizer, pool, text, seed):
     """Each box lies on its own digit even where the gaps are narrow: the reader's peaks, which fall left of the
@@ -330,6 +324,7 @@ def test_benchmark_beats_the_connected_components_baseline_and_writes_json(tmp_p
     assert 0 <= overall["flagged"] <= 1 and overall["by_confidence"][0]["at_least"] == 0.5
     assert report["results"]["touching"]["baseline_exact"] < 0.5  # connected components cannot split touching ink
     assert report["results"]["spaced"]["several_digits"] == 1  # the one-digit route never answers a spaced number
+    assert report["results"]["spaced"]["boxes_on_digits"] == 1  # each box lies on its digit
     # Each number names the MNIST test image of each of its digits, so the benchmark can look at them alone.
     records = json.loads((tmp_path / "set" / "labels.json").read_text())
     assert all([int(pool.labels[i]) for i in r["sources"]] == [int(c) for c in r["text"] if c.isdigit()]
