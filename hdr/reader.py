@@ -4,8 +4,9 @@ Lines of digits written one under another are read one by one, and the text hold
 emits the digits and separators ``. , -`` in reading order. Each line is read at three scales and the readings are
 combined: the sequence of digits and separators most of them agree on, each digit's
 probabilities averaged (geometric mean) over the readings that agree. Each character's box is the ink
-between the cuts separating it from its neighbours (through a gap, or midway where ink joins them). A digit that stands free of its neighbours
-also goes through the single-digit classifier, and the two models' probabilities are multiplied.
+between the cuts separating it from its neighbours (through a gap, or midway where ink joins them). A digit
+that stands free of its neighbours also goes through the single-digit classifier, and the two models'
+probabilities are multiplied.
 Spaces come from unusually wide gaps.
 """
 from __future__ import annotations

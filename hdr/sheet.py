@@ -144,7 +144,8 @@ def _levels(luminance: np.ndarray) -> np.ndarray:
     return np.unique(np.linspace(level, max(level, highest), 1 + RAISED_LEVELS))
 
 
-def _bright_region(luminance: np.ndarray, level: float):
+def _bright_region(luminance: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                                  bool] | None:
     """The largest region brighter than ``level`` in a thumbnail's ``luminance``, if it could be a sheet (large, and
     solid: mostly paper): the bright mask, that region, the region with its holes and ink bays filled, and whether it
     is convex (else it is joined to something else bright). ``None`` where it could not."""
