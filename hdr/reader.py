@@ -209,15 +209,18 @@ class Place:
 
 def place_characters(strip: Strip, characters: list[Character], peak_offset: float = 0.0) -> list[Place]:
     """Each character's ink: what lies between the cuts separating it from its neighbours. Between the columns where
-    the reader saw two neighbours (its peaks, moved back by ``peak_offset`` digit heights, see :class:`LineNet`), the
-    cut runs through the middle of the empty columns; where ink joins them (touching or overlapping digits), no
-    column says where one ends, and the cut runs midway between them."""
+    the reader saw two neighbours (its peaks, moved back by ``peak_offset`` digit heights, see :class:`LineNet`, or
+    the nearest inked columns), the cut runs through the middle of the empty columns; where ink joins them (touching
+    or overlapping digits), no column says where one ends, and the cut runs midway between them."""
     frame_left, frame_top = strip.origin
     mask = strip.ink > INK_THRESHOLD
     column_ink = mask.sum(0)
     seen = [strip.to_ink_column((c.peak_frame + 0.5) * FRAME_WIDTH) - peak_offset * strip.line_height
             for c in characters]
-    centres = [min(max(int(column) - frame_left, 0), mask.shape[1] - 1) for column in seen]
+    # Where a character was seen beyond its ink (the last digit of a line, a 1 beside its neighbour), it is at the
+    # nearest inked column.
+    inked = np.flatnonzero(column_ink) if column_ink.any() else np.arange(mask.shape[1])
+    centres = [int(inked[np.abs(inked - (int(column) - frame_left)).argmin()]) for column in seen]
     edges, clean = [0], [True]
     for left, right in zip(centres, centres[1:]):
         empty = np.flatnonzero(column_ink[left : right + 1] == 0)
