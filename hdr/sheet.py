@@ -7,7 +7,9 @@ its writing turned as much: the sheet's edges say by how much, and the ink is tu
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -134,21 +136,31 @@ def find_sheet(image: Image.Image, reduced: Image.Image | None = None) -> Sheet 
     return Sheet(Image.composite(crop, paper, inside), box, turn if abs(turn) >= MIN_TURN else 0.0)
 
 
-def _levels(luminance: np.ndarray) -> np.ndarray:
+def _levels(luminance: np.ndarray) -> Iterator[float]:
     """The brightness levels above which the sheet is looked for, in turn: Otsu's level, then RAISED_LEVELS higher
-    ones evenly up to Otsu's level among the pixels above it. At Otsu's level the sheet may be joined to bright parts
-    of the desk (streaks of wood grain, a lit patch) into a region that is not convex; higher, they fall away."""
+    ones evenly up to Otsu's level among the pixels above it (worked out only if asked for). At Otsu's level the
+    sheet may be joined to bright parts of the desk (streaks of wood grain, a lit patch) into a region that is not
+    convex; higher, they fall away."""
     level = otsu_level(luminance)
+    yield level
     above = luminance[luminance > level]
-    highest = otsu_level(above) if above.size else level
-    return np.unique(np.linspace(level, max(level, highest), 1 + RAISED_LEVELS))
+    if above.size:
+        yield from np.unique(np.linspace(level, max(level, otsu_level(above)), 1 + RAISED_LEVELS))[1:]
 
 
-def _bright_region(luminance: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                                  bool] | None:
+class BrightRegion(NamedTuple):
+    """The largest region of a thumbnail brighter than some level, as a candidate sheet."""
+
+    bright: np.ndarray  # the pixels brighter than the level
+    sheet: np.ndarray  # the largest region of them
+    filled: np.ndarray  # that region with its holes and ink bays filled
+    hull: np.ndarray  # the corners of its convex hull
+    convex: bool  # it fills its hull (else it is joined to something else bright)
+
+
+def _bright_region(luminance: np.ndarray, level: float) -> BrightRegion | None:
     """The largest region brighter than ``level`` in a thumbnail's ``luminance``, if it could be a sheet (large, and
-    solid: mostly paper): the bright mask, that region, the region with its holes and ink bays filled, and whether it
-    is convex (else it is joined to something else bright). ``None`` where it could not."""
+    solid: mostly paper); ``None`` where it could not."""
     bright = luminance > level
     if bright.all() or not bright.any() or luminance[bright].mean() - luminance[~bright].mean() < MIN_CONTRAST:
         return None
@@ -160,7 +172,7 @@ def _bright_region(luminance: np.ndarray, level: float) -> tuple[np.ndarray, np.
     filled |= ink_bays(filled, hull)
     if not MIN_AREA <= filled.mean() <= MAX_AREA or sheet.sum() < MIN_SOLIDITY * filled.sum():
         return None
-    return bright, sheet, filled, hull, filled.sum() >= MIN_CONVEX * hull_area
+    return BrightRegion(bright, sheet, filled, hull, bool(filled.sum() >= MIN_CONVEX * hull_area))
 
 
 def largest_region(mask: np.ndarray) -> np.ndarray:
