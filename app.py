@@ -48,7 +48,8 @@ from starlette.routing import Route  # noqa: E402
 from hdr import BlankImageError, InvalidImageError, Prediction, Recognizer  # noqa: E402
 from hdr.feedback import FeedbackStore  # noqa: E402
 from hdr.hub import ModelSource  # noqa: E402
-from hdr.preprocess import Preprocessed, load_image, preprocess  # noqa: E402
+from hdr.loading import load_image  # noqa: E402
+from hdr.preprocess import Preprocessed, preprocess  # noqa: E402
 from hdr.reader import Reading, draw_reading  # noqa: E402
 from hdr.saliency import integrated_gradients, overlay, upscale  # noqa: E402
 from hdr.serving import MicroBatcher, worker_pool  # noqa: E402

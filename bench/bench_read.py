@@ -30,7 +30,8 @@ from bench.multidigit_set import SUBSETS, digit_pool, write_set
 from hdr import Recognizer
 from hdr.reader import Reading
 from hdr.lines import INK_THRESHOLD, SPECK_AREA, connected_components, typical_height
-from hdr.preprocess import BlankImageError, InvalidImageError, find_ink, load_image, to_model_input
+from hdr.loading import InvalidImageError, load_image
+from hdr.preprocess import BlankImageError, find_ink, to_model_input
 
 BATCH = 16
 CONFIDENCE_THRESHOLDS = (0.5, 0.9, 0.99)

@@ -33,7 +33,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from hdr import Recognizer  # noqa: E402
 from hdr.hub import card_with_metrics  # noqa: E402
-from hdr.preprocess import InvalidImageError, Preprocessed, load_image, preprocess  # noqa: E402
+from hdr.loading import InvalidImageError, load_image  # noqa: E402
+from hdr.preprocess import Preprocessed, preprocess  # noqa: E402
 from non_digits import non_digit_images  # noqa: E402
 from realistic_set import DEFAULT_DATA_ROOT, DEFAULT_OUTPUT, KINDS, generate, is_stale, render  # noqa: E402
 

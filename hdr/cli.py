@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from hdr.evaluate import evaluate_folder, evaluate_mnist
-from hdr.preprocess import InvalidImageError
+from hdr.loading import InvalidImageError
 from hdr.recognizer import Recognizer
 
 

@@ -8,7 +8,8 @@ import torch
 
 from hdr import mnist
 from hdr.plots import confusion_matrix_figure
-from hdr.preprocess import InvalidImageError, preprocess
+from hdr.loading import InvalidImageError
+from hdr.preprocess import preprocess
 from hdr.recognizer import Recognizer
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}

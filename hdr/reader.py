@@ -24,7 +24,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from hdr.line_model import FRAME_WIDTH, Character, LineNet, decode
 from hdr.lines import INK_THRESHOLD, STRIP_DIGIT_HEIGHT, Line, Strip, find_lines, line_strip, strip_of
-from hdr.preprocess import Box, BlankImageError, FoundInk, find_ink, load_image, to_image_box, to_model_input
+from hdr.loading import load_image
+from hdr.preprocess import Box, BlankImageError, FoundInk, find_ink, to_image_box, to_model_input
 
 if TYPE_CHECKING:
     from hdr.recognizer import Prediction, Recognizer

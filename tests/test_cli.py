@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 from PIL import Image
 
 from tests.conftest import REPO

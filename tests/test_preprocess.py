@@ -13,10 +13,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage as ndi
 
+from hdr.loading import InvalidImageError, load_image
 from hdr.preprocess import (
     BlankImageError,
-    InvalidImageError,
-    load_image,
     preprocess,
     stroke_width,
     to_model_input,
