@@ -165,9 +165,11 @@ def read_validation_lines(net: LineNet, loader) -> tuple[list[str], list[str], l
 
 def fit_peak_offset(net: LineNet, numbers: LineDataset, count: int = 500) -> float:
     """Where the reader's peak for a digit falls, from the digit's centre, in digit heights: the median over the
-    digits of the first ``count`` validation numbers that it reads right (0 when it reads none right)."""
+    digits of the first ``count`` validation numbers drawn as ink (not read back from an image, whose digits' places
+    are not known) that it reads right (0 when it reads none right)."""
     net.eval()
-    drawn = [numbers.number(index) for index in range(min(count, len(numbers)))]
+    drawn = [number for index in range(min(count, len(numbers)))
+             if (number := numbers.number(index)).digit_columns is not None]
     read = [characters for first in range(0, len(drawn), 64)  # in batches of 64 strips
             for characters in read_strips(net, [number.strip.pixels for number in drawn[first : first + 64]])]
     offsets = []

@@ -160,15 +160,16 @@ class LineDataModule(L.LightningDataModule):
         spacing_weights: how often training numbers are spaced, tight, normal, touching, overlapping
             (``SPACINGS``; validation numbers always use ``SPACING_WEIGHTS``).
         broken_share: share of the training numbers with broken strokes (validation: ``BROKEN_SHARE``).
-        image_share: share of the training numbers made into an image and read back, as at inference (validation:
-            none).
+        image_share: share of the training numbers made into an image and read back, as at inference.
+        val_image_share: share of the validation numbers made into an image and read back (the same ones every
+            epoch), so that checkpoints can be chosen on the strips real images give.
     """
 
     def __init__(self, data_root: str = "../shared/data", download: bool = True, val_size: int = mnist.VALIDATION_SIZE,
                  split_seed: int = mnist.SPLIT_SEED, train_numbers: int = 20000, val_numbers: int = 1000, batch_size: int = 32,
                  num_workers: int = 0, distortion: Augmentation | None = None,
                  spacing_weights: list[float] = list(SPACING_WEIGHTS), broken_share: float = BROKEN_SHARE,
-                 image_share: float = 0.0):
+                 image_share: float = 0.0, val_image_share: float = 0.0):
         super().__init__()
         self.save_hyperparameters(ignore=["distortion"])
         self.distortion = distortion
@@ -183,7 +184,8 @@ class LineDataModule(L.LightningDataModule):
         val_pool = DigitPool(images[val_index].numpy(), labels[val_index].numpy())
         self.train_set = LineDataset(train_pool, self.hparams.train_numbers, self.distortion,
                                      self.hparams.spacing_weights, self.hparams.broken_share, self.hparams.image_share)
-        self.val_set = LineDataset(val_pool, self.hparams.val_numbers, None, seed=self.hparams.split_seed)
+        self.val_set = LineDataset(val_pool, self.hparams.val_numbers, None, image_share=self.hparams.val_image_share,
+                                   seed=self.hparams.split_seed)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.hparams.batch_size, collate_fn=collate,

@@ -103,6 +103,24 @@ def test_training_numbers_made_into_images_are_read_back_as_at_inference(data_ro
     assert right >= 10, list(zip(read, [number.text for number in numbers]))
 
 
+def test_validation_numbers_can_be_read_back_from_images_too(data_root, recognizer):
+    """With ``val_image_share`` 0.5, about half of the validation numbers are images read back into strips, the same
+    ones every epoch; the others are the very numbers drawn without it, and the peak offset is measured on those."""
+    plain = LineDataModule(data_root, download=False, val_numbers=40)
+    mixed = LineDataModule(data_root, download=False, val_numbers=40, val_image_share=0.5)
+    plain.setup("fit")
+    mixed.setup("fit")
+    numbers = [mixed.val_set.number(index) for index in range(40)]
+    read_back = [number.digit_columns is None for number in numbers]
+    assert 10 <= sum(read_back) <= 30
+    assert [number.text for number in numbers] == [mixed.val_set.number(index).text for index in range(40)]
+    for index, (number, back) in enumerate(zip(numbers, read_back)):
+        if not back:
+            assert np.array_equal(number.strip.pixels, plain.val_set.number(index).strip.pixels)
+    offset = fit_peak_offset(recognizer.line_reader, mixed.val_set, count=40)
+    assert offset == pytest.approx(recognizer.line_reader.peak_offset, abs=0.15)
+
+
 def test_the_peak_offset_is_measured_where_the_reader_fires(data_root, recognizer):
     """The shipped reader's peaks fall left of each digit's centre; measured again on fresh validation numbers, the
     offset is the one in its config, and a reader whose strips are shifted right by a quarter digit height is
