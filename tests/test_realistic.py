@@ -12,6 +12,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
+from bench_realistic import accuracy_interval  # noqa: E402
 from realistic_set import KINDS, STAMP_FILE, UNFINISHED, generate, is_stale, render  # noqa: E402
 
 
@@ -77,6 +78,17 @@ def test_a_kind_drawn_by_another_version_of_the_generator_is_stale_and_drawn_afr
     assert is_stale(folder)
 
 
+def test_accuracy_interval_says_how_precisely_a_kind_is_measured():
+    # The Wilson score interval: 8 of 10 → 0.490–0.943, none of 10 → 0–0.278.
+    assert accuracy_interval(8, 10) == (0.4902, 0.9433)
+    assert accuracy_interval(0, 10) == (0.0, 0.2775)
+    # 98% of 300 images cannot tell a kind at 99% from one at 96%; 98% of 3,000 can.
+    low, high = accuracy_interval(294, 300)
+    assert low < 0.96 and high > 0.99
+    low, high = accuracy_interval(2940, 3000)
+    assert 0.97 < low and high < 0.99
+
+
 def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
     output = tmp_path / "realistic.json"
     model = shutil.copytree(REPO / "checkpoints" / "hdr-mnist", tmp_path / "model")  # --record writes into it
@@ -90,6 +102,8 @@ def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
     transparent = report["kinds"]["sketch_transparent"]
     assert transparent["n"] == 20
     assert transparent["hdr_accuracy"] >= 0.9
+    low, high = transparent["hdr_accuracy_95ci"]
+    assert low <= transparent["hdr_accuracy"] <= high and high - low > 0.05  # 20 images pin it down loosely
     assert transparent["naive_accuracy"] <= 0.3, "a naive grayscale of a transparent layer is all black"
     assert report["kinds"]["small"]["hdr_accuracy"] >= 0.9
     assert transparent["several_digits"] <= 1  # single digits are not taken for numbers
