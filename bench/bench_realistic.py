@@ -147,8 +147,8 @@ def print_table(results: dict, non_digits: dict, thresholds: str) -> None:
     for kind, row in results.items():
         low, high = row["hdr_accuracy_95ci"]
         print(f"{kind:<20} {row['n']:>5} {row['hdr_accuracy']:>8.2%} {f'{low:.1%}–{high:.1%}':>13} "
-              f"{row['naive_accuracy']:>10.2%} {row['unsure_rate']:>7.2%} {row['several_digits']:>8} {row['refused']:>8} "
-              f"{row['preprocess_ms_median']:>7.1f}")
+              f"{row['naive_accuracy']:>10.2%} {row['unsure_rate']:>7.2%} {row['several_digits']:>8} "
+              f"{row['refused']:>8} {row['preprocess_ms_median']:>7.1f}")
     digits_flagged = np.average([row["unsure_rate"] for row in results.values()],
                                 weights=[row["n"] for row in results.values()])
     print(f"\nNot a digit ({thresholds}): {non_digits['flagged_rate']:.1%} of "
