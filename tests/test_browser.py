@@ -2,8 +2,8 @@
 
 A digit is drawn on the sketchpad with mouse strokes, submitted, and the label must show it — at a
 desktop size and at a phone size, where the canvas and the button must also fit the screen; two digits drawn
-side by side must get no digit but a pointer to the Number tab. Files of
-written numbers are uploaded to the Batch tab, and its table must show each number.
+side by side must get no digit but a pointer to the Number tab, where a number drawn the same way must be read
+whole. Files of written numbers are uploaded to the Batch tab, and its table must show each number.
 Set ``HDR_SCREENSHOT_DIR=docs`` to (re)write the README screenshots while the tests run.
 """
 from __future__ import annotations
@@ -56,30 +56,32 @@ STROKES = {
 }
 
 
-def drawing_area(page, app_url: str) -> tuple[float, float, float]:
-    """Centre x, y and side (page pixels) of the sketchpad's drawable square.
+def drawing_area(page, app_url: str, sketchpad: str = "sketch") -> tuple[float, float, float]:
+    """Centre x, y and height (page pixels) of the drawable area of the sketchpad whose elem_id is ``sketchpad``
+    (the Draw tab's by default; the Number tab's is wider than tall).
 
     The editor shows a ``canvas_size`` image, centred in its canvas element at the zoom it displays.
     """
     with urllib.request.urlopen(f"{app_url}/config") as response:
         config = json.load(response)
-    sketch = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "sketch")
+    sketch = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == sketchpad)
     canvas_width, canvas_height = sketch["props"].get("canvas_size") or (800, 800)
-    box = page.locator("#sketch canvas").first.bounding_box()
-    zoom_texts = page.locator("#sketch").get_by_text(re.compile(r"^\s*\d+%\s*$")).all_inner_texts()
+    box = page.locator(f"#{sketchpad} canvas").first.bounding_box()
+    zoom_texts = page.locator(f"#{sketchpad}").get_by_text(re.compile(r"^\s*\d+%\s*$")).all_inner_texts()
     zoom = int(zoom_texts[0].strip(" %")) / 100 if zoom_texts else min(box["width"] / canvas_width,
                                                                         box["height"] / canvas_height)
     side = min(canvas_width * zoom, canvas_height * zoom, box["width"], box["height"])
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, side
 
 
-def draw_digit(page, app_url: str, digit: int, width: float = 0.75, shift: float = 0.0) -> None:
-    """Select the brush and draw ``digit`` with mouse strokes, ``width`` of the drawing area wide and tall (the
-    middle 75% by default), its centre ``shift`` times the area's side right of the area's centre."""
-    brush = page.locator("#sketch button[aria-label='Brush']")
+def draw_digit(page, app_url: str, digit: int, width: float = 0.75, shift: float = 0.0,
+               sketchpad: str = "sketch") -> None:
+    """Select the brush and draw ``digit`` with mouse strokes, ``width`` of the drawing area's height wide and tall
+    (the middle 75% by default), its centre ``shift`` times that height right of the area's centre."""
+    brush = page.locator(f"#{sketchpad} button[aria-label='Brush']")
     if brush.count():
         brush.click()
-    cx, cy, side = drawing_area(page, app_url)
+    cx, cy, side = drawing_area(page, app_url, sketchpad)
     size = width * side
     cx += shift * side
     for stroke in STROKES[digit]:
@@ -152,6 +154,20 @@ def test_two_digits_drawn_side_by_side_get_no_digit_but_a_pointer_to_the_number_
     sync_api.expect(page.locator("#sketch-status")).to_contain_text("several digits", timeout=60_000)
     sync_api.expect(page.locator("#sketch-status")).to_contain_text("Number tab")
     sync_api.expect(page.locator("#label")).to_contain_text("Not sure")
+    page.context.close()
+
+
+def test_a_number_drawn_with_the_mouse_in_the_number_tab_is_read_whole(browser, app_url):
+    page = open_app(browser, app_url, viewport=DESKTOP)
+    page.get_by_role("tab", name="Number").click()
+    page.locator("#number-sketch canvas").first.wait_for(state="visible")
+    for digit, shift in zip((4, 0, 7), (-0.9, 0.0, 0.9)):
+        draw_digit(page, app_url, digit, width=0.7, shift=shift, sketchpad="number-sketch")
+    page.locator("#number-sketch-submit").click()
+    sync_api.expect(page.locator("#number-text h2")).to_have_text("407", timeout=60_000)
+    digits = page.locator("#number-digits")
+    for position, digit in enumerate("407", start=1):  # one row per digit: its position, then the digit read
+        sync_api.expect(digits).to_contain_text(re.compile(rf"\b{position}\s+{digit}\s"))
     page.context.close()
 
 
