@@ -106,8 +106,11 @@ def evaluate_kind(recognizer: Recognizer, files: list[tuple[Path, int]]) -> dict
     }
 
 
-def evaluate_non_digits(recognizer: Recognizer, per_shape: int) -> dict:
-    """Share of non-digit images flagged (unsure, or refused as blank), per kind of non-digit."""
+def evaluate_non_digits(recognizer: Recognizer, per_shape: int) -> dict | None:
+    """Share of non-digit images flagged (unsure, or refused as blank), per kind of non-digit; None when asked for
+    none (``per_shape`` 0)."""
+    if per_shape <= 0:
+        return None
     flagged: dict[str, list[bool]] = {}
     for kind, image in non_digit_images(per_shape, fashion=5 * per_shape):
         try:
@@ -139,7 +142,7 @@ def time_large_photo(data_root: Path, repeats: int = 10) -> dict:
     return timings
 
 
-def print_table(results: dict, non_digits: dict, thresholds: str) -> None:
+def print_table(results: dict, non_digits: dict | None, thresholds: str) -> None:
     header = (f"{'kind':<20} {'n':>5} {'hdr acc':>8} {'95% interval':>13} {'naive acc':>10} {'unsure':>7} "
               f"{'several':>8} {'refused':>8} {'ms/img':>7}")
     print(header)
@@ -151,6 +154,9 @@ def print_table(results: dict, non_digits: dict, thresholds: str) -> None:
               f"{row['refused']:>8} {row['preprocess_ms_median']:>7.1f}")
     digits_flagged = np.average([row["unsure_rate"] for row in results.values()],
                                 weights=[row["n"] for row in results.values()])
+    if non_digits is None:
+        print(f"\nNot a digit: not measured (--non-digits-per-shape 0); {digits_flagged:.1%} of real digits flagged")
+        return
     print(f"\nNot a digit ({thresholds}): {non_digits['flagged_rate']:.1%} of "
           f"{non_digits['n']} non-digit images flagged, vs {digits_flagged:.1%} of real digits")
     print("  " + ", ".join(f"{kind} {rate:.0%}" for kind, rate in non_digits["per_kind"].items()))
@@ -165,10 +171,11 @@ def record_in_model_folder(folder: Path, report: dict) -> None:
     metrics.update({
         "realistic_accuracy_mean": round(sum(accuracies.values()) / len(accuracies), 4),
         "realistic_accuracy_min": min(accuracies.values()),
-        "realistic_not_a_digit_flagged": report["non_digits"]["flagged_rate"],
         "realistic_benchmark": f"python bench/bench_realistic.py ({per_kind} per kind, {len(accuracies)} kinds, "
                                + ", ".join(f"{kind} {value:.1%}" for kind, value in accuracies.items()) + ")",
     })
+    if report["non_digits"] is not None:
+        metrics["realistic_not_a_digit_flagged"] = report["non_digits"]["flagged_rate"]
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     card = folder / "README.md"
     card.write_text(card_with_metrics(card.read_text(), metrics_path))

@@ -115,3 +115,23 @@ def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
     assert metrics["realistic_accuracy_min"] == min(transparent["hdr_accuracy"], report["kinds"]["small"]["hdr_accuracy"])
     assert "(20 per kind, 2 kinds, sketch_transparent" in metrics["realistic_benchmark"]
     assert f"| realistic_accuracy_min | {metrics['realistic_accuracy_min']} |" in (model / "README.md").read_text()
+
+
+def test_benchmark_asked_for_no_non_digits_says_so_and_writes_valid_json(tmp_path, data_root):
+    output = tmp_path / "realistic.json"
+    model = shutil.copytree(REPO / "checkpoints" / "hdr-mnist", tmp_path / "model")
+    recorded_before = json.loads((model / "metrics.json").read_text())["realistic_not_a_digit_flagged"]
+    command = [sys.executable, str(REPO / "bench" / "bench_realistic.py"), "--data", str(tmp_path / "set"),
+               "--data-root", str(data_root), "--per-kind", "10", "--kinds", "small",
+               "--non-digits-per-shape", "0", "--output", str(output), "--model", str(model), "--record"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert "Not a digit: not measured" in run.stdout and "nan" not in run.stdout
+
+    def no_nan(constant: str):
+        raise AssertionError(f"{constant} is not JSON")
+
+    assert json.loads(output.read_text(), parse_constant=no_nan)["non_digits"] is None
+    metrics = json.loads((model / "metrics.json").read_text(), parse_constant=no_nan)
+    assert metrics["realistic_not_a_digit_flagged"] == recorded_before  # not measured, so not overwritten
+    assert "(10 per kind, 1 kinds, small" in metrics["realistic_benchmark"]
