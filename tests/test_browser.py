@@ -57,8 +57,8 @@ STROKES = {
 
 
 def drawing_area(page, app_url: str, sketchpad: str = "sketch") -> tuple[float, float, float]:
-    """Centre x, y and height (page pixels) of the drawable area of the sketchpad whose elem_id is ``sketchpad``
-    (the Draw tab's by default; the Number tab's is wider than tall).
+    """Centre x, y and shorter side (page pixels) of the drawable area of the sketchpad whose elem_id is
+    ``sketchpad`` (the Draw tab's square one by default; the Number tab's is wider than tall).
 
     The editor shows a ``canvas_size`` image, centred in its canvas element at the zoom it displays.
     """
@@ -76,8 +76,8 @@ def drawing_area(page, app_url: str, sketchpad: str = "sketch") -> tuple[float, 
 
 def draw_digit(page, app_url: str, digit: int, width: float = 0.75, shift: float = 0.0,
                sketchpad: str = "sketch") -> None:
-    """Select the brush and draw ``digit`` with mouse strokes, ``width`` of the drawing area's height wide and tall
-    (the middle 75% by default), its centre ``shift`` times that height right of the area's centre."""
+    """Select the brush and draw ``digit`` with mouse strokes, ``width`` of the drawing area's shorter side wide and
+    tall (the middle 75% by default), its centre ``shift`` times that side right of the area's centre."""
     brush = page.locator(f"#{sketchpad} button[aria-label='Brush']")
     if brush.count():
         brush.click()
