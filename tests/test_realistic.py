@@ -89,14 +89,21 @@ def test_accuracy_interval_says_how_precisely_a_kind_is_measured():
     assert 0.97 < low and high < 0.99
 
 
-def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
+def run_benchmark(tmp_path: Path, data_root: Path, *options: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """Run bench_realistic.py with ``--record`` into a copy of the shipped model (it writes into the folder): the
+    finished process, the report's path and the model copy."""
     output = tmp_path / "realistic.json"
-    model = shutil.copytree(REPO / "checkpoints" / "hdr-mnist", tmp_path / "model")  # --record writes into it
+    model = shutil.copytree(REPO / "checkpoints" / "hdr-mnist", tmp_path / "model")
     command = [sys.executable, str(REPO / "bench" / "bench_realistic.py"), "--data", str(tmp_path / "set"),
-               "--data-root", str(data_root), "--per-kind", "20", "--kinds", "sketch_transparent", "small",
-               "--non-digits-per-shape", "2", "--output", str(output), "--model", str(model), "--record"]
+               "--data-root", str(data_root), "--output", str(output), "--model", str(model), "--record", *options]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert run.returncode == 0, run.stderr
+    return run, output, model
+
+
+def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
+    run, output, model = run_benchmark(tmp_path, data_root, "--per-kind", "20", "--kinds", "sketch_transparent",
+                                       "small", "--non-digits-per-shape", "2")
     assert "sketch_transparent" in run.stdout and "Not a digit" in run.stdout
     report = json.loads(output.read_text())
     transparent = report["kinds"]["sketch_transparent"]
@@ -118,14 +125,10 @@ def test_benchmark_beats_the_naive_resize_and_writes_json(tmp_path, data_root):
 
 
 def test_benchmark_asked_for_no_non_digits_says_so_and_writes_valid_json(tmp_path, data_root):
-    output = tmp_path / "realistic.json"
-    model = shutil.copytree(REPO / "checkpoints" / "hdr-mnist", tmp_path / "model")
-    recorded_before = json.loads((model / "metrics.json").read_text())["realistic_not_a_digit_flagged"]
-    command = [sys.executable, str(REPO / "bench" / "bench_realistic.py"), "--data", str(tmp_path / "set"),
-               "--data-root", str(data_root), "--per-kind", "10", "--kinds", "small",
-               "--non-digits-per-shape", "0", "--output", str(output), "--model", str(model), "--record"]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert run.returncode == 0, run.stderr
+    recorded_before = json.loads((REPO / "checkpoints" / "hdr-mnist" / "metrics.json").read_text())[
+        "realistic_not_a_digit_flagged"]
+    run, output, model = run_benchmark(tmp_path, data_root, "--per-kind", "10", "--kinds", "small",
+                                       "--non-digits-per-shape", "0")
     assert "Not a digit: not measured" in run.stdout and "nan" not in run.stdout
 
     def no_nan(constant: str):
